@@ -1,0 +1,31 @@
+# certplane: `make run` serves the demo, `make test` runs every check.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+
+.PHONY: run test lint unit integration bench clean
+
+$(BIN)/certplane: pyproject.toml
+	$(PYTHON) scripts/check_python.py
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e .
+	touch $@
+
+run: $(BIN)/certplane
+	$(BIN)/certplane --config demo/certplane.toml demo
+
+test:
+	bash scripts/install-test-deps.sh $(PYTHON) $(VENV)
+	bash scripts/require-postgres.sh
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+	$(BIN)/pytest -q -p no:randomly
+
+bench: $(BIN)/certplane
+	$(BIN)/python bench/issuance.py
+
+clean:
+	rm -rf $(VENV) .certplane-demo build *.egg-info

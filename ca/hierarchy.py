@@ -1,0 +1,230 @@
+"""Building the CA hierarchy: root, intermediates, and the platform's own TLS certificate.
+
+Profiles follow RFC 5280 and the CA/B Forum BR §7.1.2: CA certificates carry a critical
+basicConstraints cA=TRUE (§4.2.1.9), a critical keyUsage with keyCertSign and cRLSign (§4.2.1.3),
+and key identifiers (§4.2.1.1, §4.2.1.2). Every certificate is verified after signing.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import TypeAlias
+
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from .api import IPAddress, IssuanceRequest, new_serial
+from .keys.api import SigningKey
+from .local import sign_leaf
+from .profiles import ONE_SECOND, Profile
+from .signing import (
+    authority_key_identifier,
+    check_key_pair,
+    check_within_issuer,
+    sign_and_verify,
+    subject_key_identifier,
+)
+
+__all__ = [
+    "IPNetwork",
+    "create_intermediate",
+    "create_root",
+    "create_tls_server_certificate",
+]
+
+IPNetwork: TypeAlias = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+CA_BACKDATE = timedelta(hours=1)
+"""CA certificates start an hour before creation, absorbing relying parties' clock skew."""
+
+_ALL_IP_ADDRESSES: tuple[IPNetwork, ...] = (
+    ipaddress.IPv4Network("0.0.0.0/0"),
+    ipaddress.IPv6Network("::/0"),
+)
+
+
+def _name(common_name: str, organization: str) -> x509.Name:
+    attributes = [x509.NameAttribute(NameOID.COMMON_NAME, common_name)]
+    if organization:
+        attributes.insert(0, x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization))
+    return x509.Name(attributes)
+
+
+def _ca_window(validity: timedelta, now: datetime | None) -> tuple[datetime, datetime]:
+    """(notBefore, notAfter), inclusive, covering exactly `validity` (RFC 5280 §4.1.2.5)."""
+    not_before = ((now or datetime.now(UTC)) - CA_BACKDATE).replace(microsecond=0)
+    return not_before, not_before + validity - ONE_SECOND
+
+
+def _ca_key_usage(*, digital_signature: bool) -> x509.KeyUsage:
+    return x509.KeyUsage(
+        digital_signature=digital_signature,
+        content_commitment=False,
+        key_encipherment=False,
+        data_encipherment=False,
+        key_agreement=False,
+        key_cert_sign=True,
+        crl_sign=True,
+        encipher_only=False,
+        decipher_only=False,
+    )
+
+
+def _ca_builder(
+    subject: x509.Name,
+    issuer: x509.Name,
+    public_key: CertificatePublicKeyTypes,
+    window: tuple[datetime, datetime],
+) -> x509.CertificateBuilder:
+    return (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer)
+        .public_key(public_key)
+        .serial_number(new_serial())
+        .not_valid_before(window[0])
+        .not_valid_after(window[1])
+        .add_extension(subject_key_identifier(public_key), critical=False)
+    )
+
+
+def create_root(
+    key: SigningKey,
+    common_name: str,
+    organization: str,
+    validity: timedelta,
+    *,
+    path_length: int | None = 1,
+    now: datetime | None = None,
+) -> x509.Certificate:
+    """A self-signed root CA certificate.
+
+    `path_length` 1 (the default) allows one level of intermediates below the root; None
+    leaves the depth unconstrained (RFC 5280 §4.2.1.9).
+    """
+    name = _name(common_name, organization)
+    builder = (
+        _ca_builder(name, name, key.public_key(), _ca_window(validity, now))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=path_length), critical=True)
+        .add_extension(_ca_key_usage(digital_signature=False), critical=True)
+    )
+    return sign_and_verify(builder, key, None)
+
+
+def _name_constraints(
+    permitted_dns_names: Sequence[str], permitted_ip_networks: Sequence[IPNetwork]
+) -> x509.NameConstraints | None:
+    """Constrain DNS names to the given subtrees and IP addresses to the given networks (none
+    when empty), as a BR §7.1.2.5.2 technically constrained CA (RFC 5280 §4.2.1.10)."""
+    if not permitted_dns_names and not permitted_ip_networks:
+        return None
+    permitted: list[x509.GeneralName] = [x509.DNSName(name) for name in permitted_dns_names]
+    permitted += [x509.IPAddress(network) for network in permitted_ip_networks]
+    excluded = None if permitted_ip_networks else [x509.IPAddress(n) for n in _ALL_IP_ADDRESSES]
+    return x509.NameConstraints(permitted_subtrees=permitted, excluded_subtrees=excluded)
+
+
+def _check_can_certify_ca(issuer: x509.Certificate) -> None:
+    constraints = issuer.extensions.get_extension_for_class(x509.BasicConstraints).value
+    if not constraints.ca or constraints.path_length == 0:
+        raise ValueError("the issuer may not certify another CA (basicConstraints)")
+
+
+def _intermediate_extensions(
+    issuer: x509.Certificate,
+    crl_url: str | None,
+    name_constraints: x509.NameConstraints | None,
+    server_client_eku: bool,
+) -> list[tuple[x509.ExtensionType, bool]]:
+    extensions: list[tuple[x509.ExtensionType, bool]] = [
+        (x509.BasicConstraints(ca=True, path_length=0), True),
+        (_ca_key_usage(digital_signature=True), True),
+        (authority_key_identifier(issuer), False),
+    ]
+    if server_client_eku:
+        ekus = [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
+        extensions.append((x509.ExtendedKeyUsage(ekus), False))
+    if crl_url is not None:
+        uri = x509.UniformResourceIdentifier(crl_url)
+        dp = x509.CRLDistributionPoints([x509.DistributionPoint([uri], None, None, None)])
+        extensions.append((dp, False))
+    if name_constraints is not None:
+        extensions.append((name_constraints, True))
+    return extensions
+
+
+def create_intermediate(
+    issuer_cert: x509.Certificate,
+    issuer_key: SigningKey,
+    subject_public_key: CertificatePublicKeyTypes,
+    common_name: str,
+    organization: str,
+    validity: timedelta,
+    crl_url: str | None = None,
+    permitted_dns_names: Sequence[str] = (),
+    *,
+    permitted_ip_networks: Sequence[IPNetwork] = (),
+    server_client_eku: bool = True,
+    now: datetime | None = None,
+) -> x509.Certificate:
+    """An intermediate CA (pathLen 0) signed by `issuer_cert`/`issuer_key`.
+
+    keyUsage adds digitalSignature (to sign OCSP responses directly). With `server_client_eku`
+    the EKU is limited to serverAuth+clientAuth (BR §7.1.2.2). `crl_url` is the issuer's CRL
+    that covers this certificate. Non-empty `permitted_dns_names` or `permitted_ip_networks`
+    add critical nameConstraints; IP addresses are then limited to `permitted_ip_networks`.
+
+    Raises:
+        ValueError: `issuer_key` does not match `issuer_cert`, or the issuer may not certify CAs.
+        IssuanceRefused: the validity would end after the issuer's.
+    """
+    check_key_pair(issuer_cert, issuer_key)
+    _check_can_certify_ca(issuer_cert)
+    window = _ca_window(validity, now)
+    check_within_issuer(window[1], issuer_cert)
+    constraints = _name_constraints(permitted_dns_names, permitted_ip_networks)
+    builder = _ca_builder(
+        _name(common_name, organization), issuer_cert.subject, subject_public_key, window
+    )
+    for extension, critical in _intermediate_extensions(
+        issuer_cert, crl_url, constraints, server_client_eku
+    ):
+        builder = builder.add_extension(extension, critical=critical)
+    return sign_and_verify(builder, issuer_key, issuer_cert)
+
+
+def create_tls_server_certificate(
+    issuer_cert: x509.Certificate,
+    issuer_key: SigningKey,
+    subject_public_key: CertificatePublicKeyTypes,
+    dns_names: Sequence[str],
+    ip_addresses: Sequence[IPAddress] = (),
+    validity: timedelta = timedelta(days=90),
+    *,
+    now: datetime | None = None,
+) -> x509.Certificate:
+    """A serverAuth leaf for certplane's own HTTPS listener (e.g. "localhost", 127.0.0.1, ::1).
+
+    The same leaf profile as `LocalIssuer` (see `certplane.ca.local`), with an empty subject.
+
+    Raises:
+        ValueError: `issuer_key` does not match `issuer_cert`.
+        IssuanceRefused: no names, or the validity would end after the issuer's.
+    """
+    check_key_pair(issuer_cert, issuer_key)
+    profile = Profile(name="platform-tls", validity=validity, max_validity=validity)
+    not_before, not_after = profile.validity_window(now or datetime.now(UTC))
+    request = IssuanceRequest(
+        tenant_id="platform",
+        serial=new_serial(),
+        public_key=subject_public_key,
+        dns_names=tuple(dns_names),
+        ip_addresses=tuple(ip_addresses),
+        not_before=not_before,
+        not_after=not_after,
+        profile=profile.name,
+    )
+    return sign_leaf(request, profile, issuer_cert, issuer_key)

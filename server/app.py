@@ -1,0 +1,155 @@
+"""The application factory: ``create_app(config)`` wires every authority together."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import ipaddress
+import logging
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+from aiohttp import web
+from certplane.ca.keys.envelope import MasterKey
+from certplane.ca.keys.software import SoftwareKeyStore
+from certplane.server.clock import Clock, SystemClock
+from certplane.server.config import Config, parse_host_port
+from certplane.server.jobs.worker import Worker
+from certplane.server.ra.accounts import AccountService
+from certplane.server.ra.authorizations import AuthorizationService
+from certplane.server.ra.deps import AcmeSettings, BackgroundTasks, RADeps
+from certplane.server.ra.issuance import IssuanceService
+from certplane.server.ra.issuers import IssuerRegistry
+from certplane.server.ra.orders import OrderService
+from certplane.server.ra.revocation import RevocationService
+from certplane.server.storage.db import Database
+from certplane.server.storage.scope import TenantScope
+from certplane.server.storage.uow import UnitOfWork
+from certplane.server.va.api import NetworkPolicy, Resolver
+from certplane.server.va.authority import ValidationAuthority
+from certplane.server.va.localhost import LocalhostResolver
+from certplane.server.va.resolver import DnsResolver
+from certplane.server.wfe.context import SERVICES, Services
+from certplane.server.wfe.links import Links
+from certplane.server.wfe.middleware import request_middleware, tenant_middleware
+from certplane.server.wfe.nonces import NonceService
+from certplane.server.wfe.routes import add_routes
+
+log = logging.getLogger(__name__)
+
+WORKER = web.AppKey("worker", Worker)
+DATABASE = web.AppKey("database", Database)
+
+
+def load_master_key(config: Config) -> MasterKey:
+    if config.keystore.master_key_env:
+        return MasterKey.from_env(config.keystore.master_key_env)
+    return MasterKey.from_file(config.data_path(config.keystore.master_key_file))
+
+
+def network_policy(config: Config) -> NetworkPolicy:
+    v = config.validation
+    return NetworkPolicy(
+        allowed_networks=tuple(ipaddress.ip_network(n, strict=False) for n in v.allowed_networks),
+        http01_port=v.http01_port,
+        tlsalpn01_port=v.tlsalpn01_port,
+        dns_servers=tuple(
+            parse_host_port(s, "validation.dns_servers", default_port=53) for s in v.dns_servers
+        ),
+        timeout_seconds=v.timeout_seconds,
+    )
+
+
+def _resolver(config: Config, policy: NetworkPolicy) -> Resolver:
+    resolver: Resolver = DnsResolver(policy)
+    if config.validation.localhost_names:
+        resolver = LocalhostResolver(resolver)
+    return resolver
+
+
+def _nonce_secret(master: MasterKey) -> bytes:
+    return hmac.new(master.material, b"certplane nonce key v1", hashlib.sha256).digest()
+
+
+def build_services(
+    config: Config, db: Database, *, clock: Clock | None = None, resolver: Resolver | None = None
+) -> tuple[Services, Worker]:
+    """Every collaborator, built once; tests pass a fake clock or resolver."""
+    clock = clock or SystemClock()
+    master = load_master_key(config)
+    uow = UnitOfWork(db)
+    base = config.server.base_url
+    policy = network_policy(config)
+    for line in policy.describe_overrides():
+        log.warning("validation override: %s", line)
+    va = ValidationAuthority(resolver or _resolver(config, policy), policy)
+    tasks = BackgroundTasks()
+    deps = RADeps(
+        uow=uow,
+        clock=clock,
+        settings=AcmeSettings.from_config(config.acme, config.ca, config.testing),
+        master_key=master,
+        account_uri=lambda scope, account_id: Links(base, scope.slug).account(account_id),
+        tasks=tasks,
+    )
+    issuers = IssuerRegistry(SoftwareKeyStore(master), lambda s, i: crl_url(base, s, i))
+    authzs = AuthorizationService(deps, va)
+    issuance = IssuanceService(deps, issuers)
+    services = Services(
+        config=config,
+        uow=uow,
+        clock=clock,
+        nonces=NonceService(
+            _nonce_secret(master), timedelta(seconds=config.acme.nonce_lifetime_seconds)
+        ),
+        accounts=AccountService(deps),
+        orders=OrderService(deps),
+        authzs=authzs,
+        issuance=issuance,
+        revocation=RevocationService(deps),
+        tasks=tasks,
+        nonce_reject_percent=config.testing.nonce_reject_percent,
+    )
+    return services, Worker(db, clock, authzs, issuance)
+
+
+def crl_url(base_url: str, scope: TenantScope, issuer_id: str) -> str:
+    return f"{base_url}/crl/{scope.slug}/{issuer_id}.crl"
+
+
+def create_app(
+    config: Config,
+    *,
+    clock: Clock | None = None,
+    resolver: Resolver | None = None,
+    run_worker: bool | None = None,
+) -> web.Application:
+    app = web.Application(
+        middlewares=[request_middleware, tenant_middleware],
+        client_max_size=config.server.max_body_bytes,
+    )
+    db = Database(config.database.url, echo=config.database.echo)
+    services, worker = build_services(config, db, clock=clock, resolver=resolver)
+    app[SERVICES] = services
+    app[WORKER] = worker
+    app[DATABASE] = db
+    add_routes(app)
+    app.cleanup_ctx.append(_database_ctx)
+    if config.server.run_worker if run_worker is None else run_worker:
+        app.cleanup_ctx.append(_worker_ctx)
+    return app
+
+
+async def _database_ctx(app: web.Application) -> AsyncIterator[None]:
+    yield
+    await app[SERVICES].tasks.drain()
+    await app[DATABASE].dispose()
+
+
+async def _worker_ctx(app: web.Application) -> AsyncIterator[None]:
+    stop = asyncio.Event()
+    task = asyncio.get_running_loop().create_task(app[WORKER].run_forever(stop))
+    yield
+    stop.set()
+    await task

@@ -1,0 +1,109 @@
+"""The ``certplane`` command: serve, db upgrade, ca init, tenant …, eab …, demo.
+
+Human-readable output by default, ``--json`` for scripts; errors go to stderr with exit code 1
+(2 for usage errors).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import sys
+from collections.abc import Callable, Coroutine, Sequence
+from pathlib import Path
+from typing import Any
+
+from certplane.ca.errors import CAError
+from certplane.server.cli_ops import Operations, OutputError
+from certplane.server.config import ConfigError, load_config
+
+Command = Callable[[Operations, argparse.Namespace], Coroutine[Any, Any, Any]]
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="certplane", description=__doc__.splitlines()[0])
+    parser.add_argument("--config", default=os.environ.get("CERTPLANE_CONFIG"), help="TOML file")
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("serve", help="serve ACME (and run the job worker)")
+    db = sub.add_parser("db", help="database schema").add_subparsers(dest="action", required=True)
+    db.add_parser("upgrade", help="migrate the schema to the latest version")
+    ca = sub.add_parser("ca", help="platform CA").add_subparsers(dest="action", required=True)
+    ca.add_parser("init", help="create the master key (if missing) and the platform root CA")
+    _tenant_parsers(sub)
+    _eab_parsers(sub)
+    demo = sub.add_parser("demo", help="set up the demo tenant and serve it")
+    demo.add_argument("--no-serve", action="store_true", help="set up and print, do not serve")
+    return parser
+
+
+def _tenant_parsers(sub: Any) -> None:
+    tenant = sub.add_parser("tenant", help="tenants").add_subparsers(dest="action", required=True)
+    create = tenant.add_parser("create", help="create a tenant with its own issuing CA")
+    create.add_argument("slug")
+    create.add_argument("--name", help="display name (default: the slug)")
+    create.add_argument(
+        "--no-eab", action="store_true", help="do not require External Account Binding"
+    )
+    tenant.add_parser("list", help="list tenants")
+    for action in ("show", "suspend", "activate"):
+        tenant.add_parser(action, help=f"{action} a tenant").add_argument("slug")
+
+
+def _eab_parsers(sub: Any) -> None:
+    eab = sub.add_parser("eab", help="External Account Binding keys")
+    actions = eab.add_subparsers(dest="action", required=True)
+    create = actions.add_parser("create", help="create a key (the HMAC key is shown once)")
+    create.add_argument("tenant")
+    create.add_argument("--label", default="")
+    actions.add_parser("list", help="list a tenant's keys").add_argument("tenant")
+    revoke = actions.add_parser("revoke", help="revoke an unbound key")
+    revoke.add_argument("tenant")
+    revoke.add_argument("kid")
+
+
+COMMANDS: dict[tuple[str, str | None], Command] = {
+    ("serve", None): lambda ops, a: ops.serve(),
+    ("db", "upgrade"): lambda ops, a: ops.db_upgrade(),
+    ("ca", "init"): lambda ops, a: ops.ca_init(),
+    ("tenant", "create"): lambda ops, a: ops.tenant_create(a.slug, a.name or a.slug, not a.no_eab),
+    ("tenant", "list"): lambda ops, a: ops.tenant_list(),
+    ("tenant", "show"): lambda ops, a: ops.tenant_show(a.slug),
+    ("tenant", "suspend"): lambda ops, a: ops.tenant_status(a.slug, "suspended"),
+    ("tenant", "activate"): lambda ops, a: ops.tenant_status(a.slug, "active"),
+    ("eab", "create"): lambda ops, a: ops.eab_create(a.tenant, a.label),
+    ("eab", "list"): lambda ops, a: ops.eab_list(a.tenant),
+    ("eab", "revoke"): lambda ops, a: ops.eab_revoke(a.tenant, a.kid),
+    ("demo", None): lambda ops, a: ops.demo(serve=not a.no_serve),
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        config = load_config(Path(args.config) if args.config else None)
+    except ConfigError as exc:
+        print(f"certplane: configuration error: {exc}", file=sys.stderr)
+        return 1
+    logging.basicConfig(
+        level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+    ops = Operations(config, json_output=args.json)
+    command = COMMANDS[(args.command, getattr(args, "action", None))]
+    try:
+        result = asyncio.run(command(ops, args))
+    except (OutputError, CAError) as exc:
+        print(f"certplane: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    if result is not None:
+        print(json.dumps(result, indent=2) if args.json else result)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

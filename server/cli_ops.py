@@ -1,0 +1,255 @@
+"""What each ``certplane`` command does; ``cli.py`` only parses arguments and prints."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ssl
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+from certplane.ca.files import write_file_atomically
+from certplane.ca.keys.envelope import MasterKey
+from certplane.ca.keys.errors import KeystoreError
+from certplane.ca.keys.software import SoftwareKeyStore
+from certplane.server.app import create_app, load_master_key
+from certplane.server.clock import SystemClock
+from certplane.server.config import Config
+from certplane.server.model import EabKey, Tenant, TenantStatus
+from certplane.server.ra.provisioning import Provisioner, ProvisioningError
+from certplane.server.storage.db import Database
+from certplane.server.storage.migrate import current_revision, head_revision, upgrade
+from certplane.server.storage.uow import UnitOfWork
+from cryptography.hazmat.primitives import serialization
+
+DEMO_TENANT = "demo"
+
+
+class OutputError(Exception):
+    """A command failed; the message says why and what to do."""
+
+
+def _tenant_json(tenant: Tenant, base_url: str) -> dict[str, Any]:
+    return {
+        "slug": tenant.slug,
+        "id": tenant.id,
+        "name": tenant.display_name,
+        "status": tenant.status.value,
+        "external_account_required": tenant.external_account_required,
+        "directory": f"{base_url}/acme/{tenant.slug}/directory",
+        "created_at": tenant.created_at.isoformat(),
+    }
+
+
+def _eab_json(key: EabKey) -> dict[str, Any]:
+    return {
+        "kid": key.kid,
+        "label": key.label,
+        "status": key.status.value,
+        "account_id": key.account_id,
+        "created_at": key.created_at.isoformat(),
+    }
+
+
+class Operations:
+    def __init__(self, config: Config, *, json_output: bool) -> None:
+        self.config = config
+        self.json = json_output
+
+    @contextlib.asynccontextmanager
+    async def _provisioner(self) -> AsyncIterator[Provisioner]:
+        db = Database(self.config.database.url)
+        try:
+            await self._require_schema(db)
+            master = self._master_key()
+            yield Provisioner(
+                UnitOfWork(db), SoftwareKeyStore(master), master, self.config.ca, SystemClock()
+            )
+        except (ProvisioningError, KeystoreError) as exc:
+            raise OutputError(str(exc)) from None
+        finally:
+            await db.dispose()
+
+    def _master_key(self) -> MasterKey:
+        try:
+            return load_master_key(self.config)
+        except KeystoreError as exc:
+            raise OutputError(f"{exc} (run `certplane ca init` to create one)") from None
+
+    async def _require_schema(self, db: Database) -> None:
+        if await current_revision(db.engine) != head_revision():
+            raise OutputError("the database schema is not current: run `certplane db upgrade`")
+
+    def _out(self, human: str, data: Any) -> Any:
+        return data if self.json else human
+
+    async def db_upgrade(self) -> Any:
+        _ensure_data_dir(self.config)
+        db = Database(self.config.database.url)
+        try:
+            await upgrade(db.engine)
+            revision = await current_revision(db.engine)
+        finally:
+            await db.dispose()
+        return self._out(f"database schema at revision {revision}", {"revision": revision})
+
+    async def ca_init(self) -> Any:
+        _ensure_data_dir(self.config)
+        created_key = self._ensure_master_key()
+        async with self._provisioner() as prov:
+            root = await prov.init_platform_ca()
+        root_path = self.config.data_path("root.pem")
+        write_file_atomically(root_path, root.public_bytes(serialization.Encoding.PEM), mode=0o644)
+        data = {
+            "root_subject": root.subject.rfc4514_string(),
+            "root_certificate": str(root_path),
+            "master_key_created": created_key,
+        }
+        return self._out(
+            f"platform root CA: {data['root_subject']}\nroot certificate: {root_path}", data
+        )
+
+    def _ensure_master_key(self) -> bool:
+        if self.config.keystore.master_key_env:
+            return False
+        path = self.config.data_path(self.config.keystore.master_key_file)
+        if path.exists():
+            return False
+        MasterKey.generate().write_master_key_file(path)
+        return True
+
+    async def tenant_create(self, slug: str, name: str, eab_required: bool) -> Any:
+        async with self._provisioner() as prov:
+            tenant = await prov.create_tenant(slug, name, eab_required=eab_required)
+        data = _tenant_json(tenant, self.config.server.base_url)
+        return self._out(f"tenant {slug} created\ndirectory: {data['directory']}", data)
+
+    async def tenant_list(self) -> Any:
+        async with self._provisioner() as prov:
+            tenants = await prov.tenants()
+        rows = [_tenant_json(t, self.config.server.base_url) for t in tenants]
+        lines = [f"{r['slug']:<24} {r['status']:<10} {r['directory']}" for r in rows]
+        return self._out("\n".join(lines) or "no tenants", rows)
+
+    async def tenant_show(self, slug: str) -> Any:
+        async with self._provisioner() as prov:
+            tenant = await prov.tenant(slug)
+        data = _tenant_json(tenant, self.config.server.base_url)
+        return self._out("\n".join(f"{k}: {v}" for k, v in data.items()), data)
+
+    async def tenant_status(self, slug: str, status: str) -> Any:
+        async with self._provisioner() as prov:
+            tenant = await prov.set_tenant_status(slug, TenantStatus(status))
+        return self._out(
+            f"tenant {slug} is {tenant.status.value}",
+            _tenant_json(tenant, self.config.server.base_url),
+        )
+
+    async def eab_create(self, slug: str, label: str) -> Any:
+        async with self._provisioner() as prov:
+            key = await prov.create_eab(slug, label)
+        data = {"tenant": slug, "kid": key.kid, "hmac_key": key.hmac_key}
+        human = f"kid: {key.kid}\nhmac key: {key.hmac_key}\n(the HMAC key is shown only now)"
+        return self._out(human, data)
+
+    async def eab_list(self, slug: str) -> Any:
+        async with self._provisioner() as prov:
+            keys = await prov.list_eab(slug)
+        rows = [_eab_json(k) for k in keys]
+        lines = [f"{r['kid']:<24} {r['status']:<8} {r['label']}" for r in rows]
+        return self._out("\n".join(lines) or "no EAB keys", rows)
+
+    async def eab_revoke(self, slug: str, kid: str) -> Any:
+        async with self._provisioner() as prov:
+            await prov.revoke_eab(slug, kid)
+        return self._out(
+            f"EAB key {kid} revoked", {"tenant": slug, "kid": kid, "status": "revoked"}
+        )
+
+    async def serve(self) -> None:
+        db = Database(self.config.database.url)
+        try:
+            await self._require_schema(db)
+        finally:
+            await db.dispose()
+        self._master_key()
+        await serve_forever(self.config)
+
+    async def demo(self, *, serve: bool) -> Any:
+        """Everything ``make run`` promises: data dir, CA, tenant, EAB key, TLS, then serve."""
+        await self.db_upgrade()
+        await self.ca_init()
+        async with self._provisioner() as prov:
+            if DEMO_TENANT not in {t.slug for t in await prov.tenants()}:
+                await prov.create_tenant(DEMO_TENANT, "Demo", eab_required=True)
+            eab = await prov.create_eab(DEMO_TENANT, "make run")
+            chain, key = await prov.server_tls_certificate(["localhost"], ["127.0.0.1", "::1"])
+        self._write_tls(chain, key)
+        summary = demo_summary(self.config, eab.kid, eab.hmac_key)
+        print(summary if not self.json else "", flush=True)
+        if serve:
+            await serve_forever(self.config)
+        return None
+
+    def _write_tls(self, chain: str, key: bytes) -> None:
+        write_file_atomically(self.config.data_path(self.config.server.tls_key_file), key)
+        write_file_atomically(
+            self.config.data_path(self.config.server.tls_cert_file), chain.encode(), mode=0o644
+        )
+
+
+def _ensure_data_dir(config: Config) -> None:
+    Path(config.data_dir).mkdir(mode=0o700, parents=True, exist_ok=True)
+
+
+def demo_summary(config: Config, kid: str, hmac_key: str) -> str:
+    directory = f"{config.server.base_url}/acme/{DEMO_TENANT}/directory"
+    root = config.data_path("root.pem").resolve()
+    work = config.data_path("certbot").resolve()
+    return "\n".join(
+        [
+            "certplane demo",
+            f"  directory URL : {directory}",
+            f"  EAB kid       : {kid}",
+            f"  EAB HMAC key  : {hmac_key}",
+            f"  root CA       : {root}",
+            "  validation    : loopback and .localhost names allowed (demo configuration only)",
+            "",
+            "Get a certificate (certbot listens on port 80 for http-01):",
+            f"  REQUESTS_CA_BUNDLE={root} certbot certonly --server {directory} \\",
+            f"    --eab-kid {kid} --eab-hmac-key {hmac_key} \\",
+            "    --standalone -d demo.localhost --agree-tos -m admin@example.com -n \\",
+            f"    --config-dir {work}/config --work-dir {work}/work --logs-dir {work}/logs",
+            "",
+        ]
+    )
+
+
+def tls_context(config: Config) -> ssl.SSLContext | None:
+    if not config.server.tls_cert_file:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(
+        config.data_path(config.server.tls_cert_file), config.data_path(config.server.tls_key_file)
+    )
+    return context
+
+
+async def serve_forever(config: Config) -> None:
+    app = create_app(config)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(
+        runner,
+        config.server.listen_host,
+        config.server.listen_port,
+        ssl_context=tls_context(config),
+    )
+    await site.start()
+    print(f"serving ACME on {config.server.base_url}", flush=True)
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await runner.cleanup()

@@ -1,0 +1,264 @@
+"""Typed configuration: one TOML file plus ``CERTPLANE_*`` environment overrides.
+
+The configuration is validated once, at start. A wrong value names its key and what was expected.
+Environment overrides use ``CERTPLANE_<SECTION>__<KEY>`` (for example
+``CERTPLANE_SERVER__LISTEN_PORT=15000``); top-level keys are ``CERTPLANE_<KEY>``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import os
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ENV_PREFIX = "CERTPLANE_"
+
+
+class ConfigError(Exception):
+    """A configuration value is missing or wrong; the message names the key."""
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    listen_host: str = "127.0.0.1"
+    listen_port: int = 14000
+    # The public base URL every ACME URL is built from; never taken from the Host header.
+    base_url: str = "https://127.0.0.1:14000"
+    tls_cert_file: str = ""
+    tls_key_file: str = ""
+    max_body_bytes: int = 65536
+    run_worker: bool = True
+
+
+@dataclass(frozen=True)
+class DatabaseConfig:
+    url: str = "sqlite+aiosqlite:///certplane.db"
+    echo: bool = False
+
+
+@dataclass(frozen=True)
+class KeystoreConfig:
+    master_key_file: str = "master.key"
+    master_key_env: str = ""
+
+
+@dataclass(frozen=True)
+class AcmeConfig:
+    terms_of_service: str = ""
+    website: str = ""
+    caa_identities: tuple[str, ...] = ()
+    nonce_lifetime_seconds: int = 3600
+    order_lifetime_seconds: int = 7 * 86400
+    pending_authz_lifetime_seconds: int = 7 * 86400
+    valid_authz_lifetime_seconds: int = 30 * 86400
+    finalize_deadline_seconds: float = 5.0
+    orders_page_size: int = 50
+    retry_after_seconds: int = 3
+
+
+@dataclass(frozen=True)
+class CaConfig:
+    leaf_validity_days: int = 90
+    root_validity_days: int = 3650
+    intermediate_validity_days: int = 1825
+    key_algorithm: str = "ec-p256"
+    organization: str = "certplane"
+
+
+@dataclass(frozen=True)
+class ValidationConfig:
+    allowed_networks: tuple[str, ...] = ()
+    http01_port: int = 80
+    tlsalpn01_port: int = 443
+    dns_servers: tuple[str, ...] = ()
+    timeout_seconds: float = 10.0
+    # RFC 6761 §6.3: resolve names under .localhost to loopback (the demo configuration).
+    localhost_names: bool = False
+
+
+@dataclass(frozen=True)
+class TestingConfig:
+    """Hostile knobs for conformance runs (Pebble's approach); all off by default."""
+
+    nonce_reject_percent: int = 0
+    validation_delay_seconds: float = 0.0
+    finalize_processing_seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class Config:
+    data_dir: str = "."
+    log_level: str = "INFO"
+    server: ServerConfig = field(default_factory=ServerConfig)
+    database: DatabaseConfig = field(default_factory=DatabaseConfig)
+    keystore: KeystoreConfig = field(default_factory=KeystoreConfig)
+    acme: AcmeConfig = field(default_factory=AcmeConfig)
+    ca: CaConfig = field(default_factory=CaConfig)
+    validation: ValidationConfig = field(default_factory=ValidationConfig)
+    testing: TestingConfig = field(default_factory=TestingConfig)
+
+    def data_path(self, name: str) -> Path:
+        """A path relative to the data directory (absolute paths stay as they are)."""
+        path = Path(name)
+        return path if path.is_absolute() else Path(self.data_dir) / path
+
+
+def load_config(path: str | Path | None, environ: Mapping[str, str] | None = None) -> Config:
+    """Load ``path`` (or the defaults when None), apply environment overrides, validate."""
+    raw: dict[str, Any] = {}
+    if path is not None:
+        raw = _read_toml(Path(path))
+    _apply_env(raw, os.environ if environ is None else environ)
+    config = _build(Config, raw, "")
+    validate(config)
+    return config
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError as exc:
+        raise ConfigError(f"configuration file {path} does not exist") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"configuration file {path} is not valid TOML: {exc}") from exc
+
+
+def _apply_env(raw: dict[str, Any], environ: Mapping[str, str]) -> None:
+    sections = {f.name for f in dataclasses.fields(Config) if dataclasses.is_dataclass(f.type)}
+    sections |= {"server", "database", "keystore", "acme", "ca", "validation", "testing"}
+    for name, value in environ.items():
+        if not name.startswith(ENV_PREFIX):
+            continue
+        key = name[len(ENV_PREFIX) :].lower()
+        section, sep, option = key.partition("__")
+        if sep and section in sections:
+            raw.setdefault(section, {})[option] = _EnvText(value)
+        elif not sep:
+            raw[key] = _EnvText(value)
+
+
+class _EnvText(str):
+    """A value from the environment: converted by the target type, lists comma-separated."""
+
+
+def _build(cls: type[Any], raw: Any, prefix: str) -> Any:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{prefix.rstrip('.') or 'configuration'}: expected a table")
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise ConfigError(f"{prefix}{unknown[0]}: unknown key (known: {', '.join(sorted(known))})")
+    values: dict[str, Any] = {}
+    for name in raw:
+        hint = hints[name]
+        key = f"{prefix}{name}"
+        if dataclasses.is_dataclass(hint):
+            values[name] = _build(hint, raw[name], key + ".")
+        else:
+            values[name] = _coerce(raw[name], hint, key)
+    return cls(**values)
+
+
+def _coerce(value: Any, hint: Any, key: str) -> Any:
+    if typing.get_origin(hint) is tuple:
+        items = _split(value) if isinstance(value, _EnvText) else value
+        if not isinstance(items, list | tuple):
+            raise ConfigError(f"{key}: expected a list of strings, got {type(value).__name__}")
+        return tuple(_coerce(item, str, key) for item in items)
+    if isinstance(value, _EnvText):
+        return _from_text(str(value), hint, key)
+    return _check_type(value, hint, key)
+
+
+def _split(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def _from_text(text: str, hint: Any, key: str) -> Any:
+    try:
+        if hint is bool:
+            if text.lower() not in ("1", "0", "true", "false", "yes", "no"):
+                raise ValueError(text)
+            return text.lower() in ("1", "true", "yes")
+        if hint is int:
+            return int(text)
+        if hint is float:
+            return float(text)
+    except ValueError as exc:
+        raise ConfigError(f"{key}: expected {hint.__name__}, got {text!r}") from exc
+    return text
+
+
+def _check_type(value: Any, hint: Any, key: str) -> Any:
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    expected = hint if isinstance(hint, type) and not isinstance(hint, types.GenericAlias) else str
+    if isinstance(value, bool) and expected is not bool:
+        raise ConfigError(f"{key}: expected {expected.__name__}, got a boolean")
+    if not isinstance(value, expected):
+        raise ConfigError(f"{key}: expected {expected.__name__}, got {type(value).__name__}")
+    return value
+
+
+def validate(config: Config) -> None:
+    """Cross-field checks; each error names the key and what was expected."""
+    _check_port("server.listen_port", config.server.listen_port)
+    _check_port("validation.http01_port", config.validation.http01_port)
+    _check_port("validation.tlsalpn01_port", config.validation.tlsalpn01_port)
+    base = config.server.base_url
+    if not base.startswith(("http://", "https://")) or base.endswith("/"):
+        raise ConfigError("server.base_url: expected an http(s) URL without a trailing slash")
+    if bool(config.server.tls_cert_file) != bool(config.server.tls_key_file):
+        raise ConfigError("server.tls_cert_file and server.tls_key_file: set both or neither")
+    for network in config.validation.allowed_networks:
+        _check_network(network)
+    for server in config.validation.dns_servers:
+        parse_host_port(server, "validation.dns_servers", default_port=53)
+    if not 0 <= config.testing.nonce_reject_percent <= 100:
+        raise ConfigError("testing.nonce_reject_percent: expected 0..100")
+    if config.ca.leaf_validity_days < 1:
+        raise ConfigError("ca.leaf_validity_days: expected a positive number of days")
+    if config.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise ConfigError("log_level: expected one of DEBUG, INFO, WARNING, ERROR")
+
+
+def _check_port(key: str, port: int) -> None:
+    if not 1 <= port <= 65535:
+        raise ConfigError(f"{key}: expected a TCP port 1..65535, got {port}")
+
+
+def _check_network(text: str) -> None:
+    try:
+        ipaddress.ip_network(text, strict=False)
+    except ValueError as exc:
+        raise ConfigError(
+            f"validation.allowed_networks: expected CIDR networks, got {text!r}"
+        ) from exc
+
+
+def parse_host_port(text: str, key: str, *, default_port: int) -> tuple[str, int]:
+    """Parse ``host``, ``host:port``, or ``[v6]:port``."""
+    host, port = text, default_port
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        port = int(rest[1:]) if rest.startswith(":") and rest[1:].isdigit() else default_port
+    elif text.count(":") == 1:
+        host, _, port_text = text.partition(":")
+        if not port_text.isdigit():
+            raise ConfigError(f"{key}: expected host:port, got {text!r}")
+        port = int(port_text)
+    try:
+        ipaddress.ip_address(host)
+    except ValueError as exc:
+        raise ConfigError(f"{key}: expected an IP address, got {host!r}") from exc
+    _check_port(key, port)
+    return host, port

@@ -1,0 +1,67 @@
+"""The job worker: finishes validations and issuances that no request is running.
+
+Requests run their jobs inline under a lease; when a process dies mid-job the lease runs out
+and any worker (in ``certplane serve`` or a separate process) claims the job again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import timedelta
+
+from certplane.server.clock import Clock
+from certplane.server.ra.authorizations import VALIDATE_JOB, AuthorizationService
+from certplane.server.ra.issuance import ISSUE_JOB, IssuanceService
+from certplane.server.storage.db import Database
+from certplane.server.storage.ops import ClaimedJob, claim_due_jobs, prune_used_nonces
+
+log = logging.getLogger(__name__)
+
+LEASE = timedelta(minutes=2)
+
+
+class Worker:
+    def __init__(
+        self,
+        db: Database,
+        clock: Clock,
+        authzs: AuthorizationService,
+        issuance: IssuanceService,
+        *,
+        poll_interval: float = 1.0,
+    ) -> None:
+        self._db = db
+        self._clock = clock
+        self._authzs = authzs
+        self._issuance = issuance
+        self._poll_interval = poll_interval
+
+    async def run_once(self) -> int:
+        """Claim and run every due job once; returns how many ran."""
+        jobs = await claim_due_jobs(self._db, self._clock.now(), lease=LEASE)
+        for job in jobs:
+            await self._run(job)
+        return len(jobs)
+
+    async def _run(self, job: ClaimedJob) -> None:
+        if job.kind == VALIDATE_JOB:
+            await self._authzs.run_validation(job.scope, job.job_id, job.object_id)
+        elif job.kind == ISSUE_JOB:
+            await self._issuance.run_issuance(job.scope, job.job_id, job.object_id)
+        else:
+            log.error("job %s has unknown kind %r", job.job_id, job.kind)
+
+    async def run_forever(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                ran = await self.run_once()
+                await prune_used_nonces(self._db, self._clock.now())
+            except Exception:
+                log.exception("worker pass failed")
+                ran = 0
+            if ran == 0:
+                try:
+                    await asyncio.wait_for(stop.wait(), self._poll_interval)
+                except TimeoutError:
+                    pass

@@ -1,0 +1,249 @@
+"""Domain values of the ACME layer and the pure status rules (RFC 8555 §7.1.6).
+
+Statuses are stored, but an order's and an authorization's *effective* status also depends on
+the clock (expiry) and, for orders, on their authorizations: those rules live in the two pure
+functions below, which every reader uses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from certplane.policy.identifiers import Identifier, IdentifierType
+
+__all__ = ["Identifier", "IdentifierType"]
+
+
+class AccountStatus(StrEnum):
+    VALID = "valid"
+    DEACTIVATED = "deactivated"
+    REVOKED = "revoked"
+
+
+class OrderStatus(StrEnum):
+    PENDING = "pending"
+    READY = "ready"
+    PROCESSING = "processing"
+    VALID = "valid"
+    INVALID = "invalid"
+
+
+class AuthzStatus(StrEnum):
+    PENDING = "pending"
+    VALID = "valid"
+    INVALID = "invalid"
+    DEACTIVATED = "deactivated"
+    EXPIRED = "expired"
+    REVOKED = "revoked"
+
+
+class ChallengeStatus(StrEnum):
+    PENDING = "pending"
+    PROCESSING = "processing"
+    VALID = "valid"
+    INVALID = "invalid"
+
+
+class ChallengeType(StrEnum):
+    HTTP_01 = "http-01"
+    DNS_01 = "dns-01"
+    TLS_ALPN_01 = "tls-alpn-01"
+
+
+class TenantStatus(StrEnum):
+    ACTIVE = "active"
+    SUSPENDED = "suspended"
+
+
+class EventType(StrEnum):
+    """Lifecycle events (ARCHITECTURE.md §0.7): appended, never updated."""
+
+    TENANT_CREATED = "tenant.created"
+    TENANT_STATUS_CHANGED = "tenant.status_changed"
+    EAB_CREATED = "eab.created"
+    EAB_REVOKED = "eab.revoked"
+    EAB_BOUND = "eab.bound"
+    ACCOUNT_CREATED = "account.created"
+    ACCOUNT_UPDATED = "account.updated"
+    ACCOUNT_DEACTIVATED = "account.deactivated"
+    ACCOUNT_KEY_CHANGED = "account.key_changed"
+    ORDER_CREATED = "order.created"
+    AUTHZ_CREATED = "authz.created"
+    AUTHZ_VALID = "authz.valid"
+    AUTHZ_INVALID = "authz.invalid"
+    AUTHZ_DEACTIVATED = "authz.deactivated"
+    CHALLENGE_STARTED = "challenge.started"
+    REQUESTED = "certificate.requested"
+    ISSUED = "certificate.issued"
+    FAILED = "certificate.failed"
+    REVOKED = "certificate.revoked"
+    ISSUER_CREATED = "issuer.created"
+
+
+# Which challenge types can prove control of which identifiers (RFC 8555 §8, RFC 8737, RFC 8738).
+CHALLENGES_FOR_IDENTIFIER: dict[IdentifierType, tuple[ChallengeType, ...]] = {
+    IdentifierType.DNS: (ChallengeType.HTTP_01, ChallengeType.DNS_01, ChallengeType.TLS_ALPN_01),
+    IdentifierType.IP: (ChallengeType.HTTP_01, ChallengeType.TLS_ALPN_01),
+}
+
+
+def challenge_types_for(identifier: Identifier) -> tuple[ChallengeType, ...]:
+    """Challenges offered for an identifier; a wildcard can only be proven by dns-01 (§7.1.3)."""
+    if identifier.is_wildcard:
+        return (ChallengeType.DNS_01,)
+    return CHALLENGES_FOR_IDENTIFIER[identifier.type]
+
+
+def authz_status(stored: AuthzStatus, expires: datetime, now: datetime) -> AuthzStatus:
+    """Effective authorization status (RFC 8555 §7.1.6).
+
+    - a pending or valid authorization whose ``expires`` has passed is ``expired``;
+    - every other stored status stands as it is.
+    """
+    if stored in (AuthzStatus.PENDING, AuthzStatus.VALID) and expires <= now:
+        return AuthzStatus.EXPIRED
+    return stored
+
+
+def order_status(
+    stored: OrderStatus,
+    expires: datetime,
+    authz_statuses: Iterable[AuthzStatus],
+    now: datetime,
+) -> OrderStatus:
+    """Effective order status (RFC 8555 §7.1.6), ``authz_statuses`` already effective.
+
+    - ``processing``, ``valid`` and ``invalid`` are decided by the issuance path and stand;
+    - an order past ``expires`` that never reached ``processing`` is ``invalid``;
+    - any authorization invalid, deactivated, expired or revoked makes the order ``invalid``;
+    - all authorizations valid makes a pending order ``ready``;
+    - otherwise the order is ``pending``.
+    """
+    if stored in (OrderStatus.PROCESSING, OrderStatus.VALID, OrderStatus.INVALID):
+        return stored
+    if expires <= now:
+        return OrderStatus.INVALID
+    statuses = list(authz_statuses)
+    if any(s not in (AuthzStatus.PENDING, AuthzStatus.VALID) for s in statuses):
+        return OrderStatus.INVALID
+    if statuses and all(s is AuthzStatus.VALID for s in statuses):
+        return OrderStatus.READY
+    return OrderStatus.PENDING
+
+
+@dataclass(frozen=True)
+class Tenant:
+    id: str
+    slug: str
+    display_name: str
+    status: TenantStatus
+    external_account_required: bool
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class Account:
+    id: str
+    jwk: dict[str, Any]
+    jwk_thumbprint: str
+    status: AccountStatus
+    contact: tuple[str, ...]
+    terms_agreed: bool
+    eab_kid: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class Challenge:
+    id: str
+    authz_id: str
+    type: ChallengeType
+    token: str
+    status: ChallengeStatus
+    validated_at: datetime | None
+    error: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
+class Authorization:
+    id: str
+    account_id: str
+    identifier: Identifier
+    wildcard: bool
+    stored_status: AuthzStatus
+    expires: datetime
+    challenges: tuple[Challenge, ...]
+
+    def status(self, now: datetime) -> AuthzStatus:
+        return authz_status(self.stored_status, self.expires, now)
+
+
+@dataclass(frozen=True)
+class Order:
+    id: str
+    account_id: str
+    stored_status: OrderStatus
+    identifiers: tuple[Identifier, ...]
+    profile: str
+    expires: datetime
+    not_before: datetime | None
+    not_after: datetime | None
+    error: dict[str, Any] | None
+    certificate_id: str | None
+    authz_ids: tuple[str, ...]
+    created_at: datetime
+
+
+class CertificateStatus(StrEnum):
+    RESERVED = "reserved"
+    ISSUED = "issued"
+    REVOKED = "revoked"
+    ABANDONED = "abandoned"
+
+
+@dataclass(frozen=True)
+class Certificate:
+    id: str
+    serial: str
+    issuer_id: str
+    order_id: str
+    account_id: str
+    status: CertificateStatus
+    identifiers: tuple[Identifier, ...]
+    spki_sha256: str | None
+    chain_pem: str | None
+    not_before: datetime | None
+    not_after: datetime | None
+    revoked_at: datetime | None
+    revocation_reason: int | None
+
+
+class EabStatus(StrEnum):
+    UNBOUND = "unbound"
+    BOUND = "bound"
+    REVOKED = "revoked"
+
+
+@dataclass(frozen=True)
+class EabKey:
+    kid: str
+    label: str
+    hmac_sealed: bytes
+    status: EabStatus
+    account_id: str | None
+    created_at: datetime
+    bound_at: datetime | None
+
+
+@dataclass(frozen=True)
+class IssuerRecord:
+    id: str
+    name: str
+    certificate_pem: str
+    chain_pem: str
+    key_ref: str
+    status: str

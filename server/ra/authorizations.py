@@ -1,0 +1,231 @@
+"""Authorization and challenge use cases (RFC 8555 §7.5, §7.5.1, §7.5.2, §8)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from certplane.server.errors import malformed, not_found
+from certplane.server.model import (
+    Account,
+    Authorization,
+    AuthzStatus,
+    Challenge,
+    ChallengeStatus,
+    EventType,
+    Identifier,
+)
+from certplane.server.ra.deps import RADeps
+from certplane.server.storage.scope import TenantScope
+from certplane.server.storage.uow import TenantTx
+from certplane.server.va.api import ValidationRequest, ValidationResult
+
+log = logging.getLogger(__name__)
+
+VALIDATE_JOB = "validate"
+VALIDATION_LEASE = timedelta(minutes=2)
+
+
+@dataclass(frozen=True)
+class AuthzState:
+    authz: Authorization
+    status: AuthzStatus
+
+
+def key_authorization(token: str, account_thumbprint: str) -> str:
+    """``token || '.' || base64url(Thumbprint(accountKey))`` (RFC 8555 §8.1)."""
+    return f"{token}.{account_thumbprint}"
+
+
+class AuthorizationService:
+    def __init__(self, deps: RADeps, va: Any) -> None:
+        self._deps = deps
+        self._va = va
+
+    async def get_authz(self, scope: TenantScope, account: Account, authz_id: str) -> AuthzState:
+        async with self._deps.uow.begin(scope, write=False) as tx:
+            authz = await _owned_authz(tx, account, authz_id)
+        return AuthzState(authz, authz.status(self._deps.clock.now()))
+
+    async def deactivate(self, scope: TenantScope, account: Account, authz_id: str) -> AuthzState:
+        """Client deactivation: only pending or valid authorizations (§7.5.2)."""
+        async with self._deps.uow.begin(scope) as tx:
+            authz = await _owned_authz(tx, account, authz_id)
+            now = self._deps.clock.now()
+            if authz.status(now) not in (AuthzStatus.PENDING, AuthzStatus.VALID):
+                raise malformed(f"authorization is {authz.status(now)}: it cannot be deactivated")
+            frm = (AuthzStatus.PENDING, AuthzStatus.VALID)
+            await tx.authzs.transition(authz.id, frm, AuthzStatus.DEACTIVATED)
+            await tx.events.append(
+                EventType.AUTHZ_DEACTIVATED,
+                object_type="authz",
+                object_id=authz.id,
+                actor=f"account:{account.id}",
+                now=now,
+            )
+            updated = await _owned_authz(tx, account, authz_id)
+        return AuthzState(updated, updated.status(now))
+
+    async def get_challenge(
+        self, scope: TenantScope, account: Account, challenge_id: str
+    ) -> Challenge:
+        async with self._deps.uow.begin(scope, write=False) as tx:
+            challenge, _ = await _owned_challenge(tx, account, challenge_id)
+        return challenge
+
+    async def respond(self, scope: TenantScope, account: Account, challenge_id: str) -> Challenge:
+        """The client says it is ready (§7.5.1): start validation once, answer at once."""
+        async with self._deps.uow.begin(scope) as tx:
+            challenge, authz = await _owned_challenge(tx, account, challenge_id)
+            now = self._deps.clock.now()
+            startable = challenge.status is ChallengeStatus.PENDING
+            if not startable or authz.status(now) is not AuthzStatus.PENDING:
+                return challenge
+            await self._start(tx, account, challenge, now)
+            started = await tx.authzs.get_challenge(challenge_id)
+            job_id = await tx.jobs.enqueue(
+                VALIDATE_JOB,
+                challenge_id,
+                now=now,
+                locked_until=now + VALIDATION_LEASE,
+                deadline=now + VALIDATION_LEASE,
+            )
+        self._deps.tasks.spawn(self.run_validation(scope, job_id, challenge_id))
+        assert started is not None
+        return started
+
+    async def _start(
+        self, tx: TenantTx, account: Account, challenge: Challenge, now: datetime
+    ) -> None:
+        frm = (ChallengeStatus.PENDING,)
+        await tx.authzs.transition_challenge(challenge.id, frm, ChallengeStatus.PROCESSING)
+        await tx.events.append(
+            EventType.CHALLENGE_STARTED,
+            object_type="authz",
+            object_id=challenge.authz_id,
+            actor=f"account:{account.id}",
+            now=now,
+            challenge=challenge.type.value,
+        )
+
+    async def run_validation(self, scope: TenantScope, job_id: str, challenge_id: str) -> None:
+        """Validate and persist the outcome; the VA never touches the database."""
+        try:
+            request = await self._validation_request(scope, challenge_id)
+            if request is None:
+                await self._finish_job(scope, job_id)
+                return
+            if self._deps.settings.validation_delay:
+                await asyncio.sleep(self._deps.settings.validation_delay)
+            result = await self._va.validate(request)
+            await self._record(scope, job_id, challenge_id, result)
+        except Exception:
+            log.exception("validation job %s failed; a worker will retry it", job_id)
+
+    async def _validation_request(
+        self, scope: TenantScope, challenge_id: str
+    ) -> ValidationRequest | None:
+        async with self._deps.uow.begin(scope, write=False) as tx:
+            challenge = await tx.authzs.get_challenge(challenge_id)
+            if challenge is None or challenge.status is not ChallengeStatus.PROCESSING:
+                return None
+            authz = await tx.authzs.get(challenge.authz_id)
+            assert authz is not None
+            account = await tx.accounts.get(authz.account_id)
+            assert account is not None
+        return ValidationRequest(
+            identifier=authz.identifier if not authz.wildcard else _wildcard(authz),
+            challenge_type=challenge.type,
+            token=challenge.token,
+            key_authorization=key_authorization(challenge.token, account.jwk_thumbprint),
+            account_uri=self._deps.account_uri(scope, account.id),
+            caa_identities=self._deps.settings.caa_identities,
+        )
+
+    async def _record(
+        self, scope: TenantScope, job_id: str, challenge_id: str, result: ValidationResult
+    ) -> None:
+        async with self._deps.uow.begin(scope) as tx:
+            now = self._deps.clock.now()
+            challenge = await tx.authzs.get_challenge(challenge_id)
+            assert challenge is not None
+            records = [dict(r) for r in result.records]
+            if result.ok:
+                await self._mark_valid(tx, challenge, records, now)
+            else:
+                assert result.problem is not None
+                await self._mark_invalid(tx, challenge, records, result.problem.to_json(), now)
+            await tx.jobs.finish(job_id, "done")
+
+    async def _mark_valid(
+        self, tx: TenantTx, challenge: Challenge, records: list[dict[str, Any]], now: datetime
+    ) -> None:
+        frm = (ChallengeStatus.PROCESSING,)
+        await tx.authzs.transition_challenge(
+            challenge.id, frm, ChallengeStatus.VALID, validated_at=now, records=records
+        )
+        expires = now + self._deps.settings.valid_authz_lifetime
+        await tx.authzs.transition(
+            challenge.authz_id, (AuthzStatus.PENDING,), AuthzStatus.VALID, expires=expires
+        )
+        await tx.events.append(
+            EventType.AUTHZ_VALID,
+            object_type="authz",
+            object_id=challenge.authz_id,
+            actor="va",
+            now=now,
+            challenge=challenge.type.value,
+        )
+
+    async def _mark_invalid(
+        self,
+        tx: TenantTx,
+        challenge: Challenge,
+        records: list[dict[str, Any]],
+        error: dict[str, Any],
+        now: datetime,
+    ) -> None:
+        frm = (ChallengeStatus.PROCESSING,)
+        await tx.authzs.transition_challenge(
+            challenge.id, frm, ChallengeStatus.INVALID, error=error, records=records
+        )
+        await tx.authzs.transition(challenge.authz_id, (AuthzStatus.PENDING,), AuthzStatus.INVALID)
+        await tx.events.append(
+            EventType.AUTHZ_INVALID,
+            object_type="authz",
+            object_id=challenge.authz_id,
+            actor="va",
+            now=now,
+            challenge=challenge.type.value,
+            error=error.get("type"),
+        )
+
+    async def _finish_job(self, scope: TenantScope, job_id: str) -> None:
+        async with self._deps.uow.begin(scope) as tx:
+            await tx.jobs.finish(job_id, "done")
+
+
+def _wildcard(authz: Authorization) -> Identifier:
+    return Identifier(authz.identifier.type, f"*.{authz.identifier.value}")
+
+
+async def _owned_authz(tx: TenantTx, account: Account, authz_id: str) -> Authorization:
+    authz = await tx.authzs.get(authz_id)
+    if authz is None or authz.account_id != account.id:
+        raise not_found("authorization")
+    return authz
+
+
+async def _owned_challenge(
+    tx: TenantTx, account: Account, challenge_id: str
+) -> tuple[Challenge, Authorization]:
+    challenge = await tx.authzs.get_challenge(challenge_id)
+    if challenge is None:
+        raise not_found("challenge")
+    authz = await tx.authzs.get(challenge.authz_id)
+    if authz is None or authz.account_id != account.id:
+        raise not_found("challenge")
+    return challenge, authz

@@ -1,0 +1,264 @@
+"""Finalize and the one issuance path (RFC 8555 §7.4; ARCHITECTURE.md §0.6, §3.5).
+
+Finalize moves the order to ``processing`` and creates an issuance job in one transaction. The
+request then runs the job inline and answers ``valid`` when it finishes within the deadline,
+else ``processing``; either way the job (or, after a crash, a worker) finishes it. A serial is
+reserved and committed before anything is signed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import ipaddress
+import logging
+from datetime import timedelta
+from typing import Any
+
+from certplane.ca.api import Deferred, IssuanceRefused, IssuanceRequest, Issued, new_serial
+from certplane.policy.csr import CSRRejected, check_csr
+from certplane.server.errors import AcmeProblem, ProblemType
+from certplane.server.model import (
+    Account,
+    EventType,
+    IdentifierType,
+    Order,
+    OrderStatus,
+    Tenant,
+    TenantStatus,
+)
+from certplane.server.ra.deps import RADeps
+from certplane.server.ra.issuers import IssuerRegistry
+from certplane.server.ra.orders import OrderState, load_order_state
+from certplane.server.storage.scope import TenantScope
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+log = logging.getLogger(__name__)
+
+ISSUE_JOB = "issue"
+BACKDATE = timedelta(minutes=1)
+RETRY_BACKOFF = (timedelta(seconds=5), timedelta(seconds=30), timedelta(minutes=2))
+
+
+def spki_sha256(public_key: Any) -> str:
+    der = public_key.public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return hashlib.sha256(der).hexdigest()
+
+
+class IssuanceService:
+    def __init__(self, deps: RADeps, issuers: IssuerRegistry) -> None:
+        self._deps = deps
+        self._issuers = issuers
+
+    async def finalize(
+        self,
+        scope: TenantScope,
+        tenant: Tenant,
+        account: Account,
+        account_key: Any,
+        order_id: str,
+        csr_der: bytes,
+    ) -> OrderState:
+        """Accept a CSR for a ready order and issue, inline when the CA is quick (§7.4)."""
+        if tenant.status is not TenantStatus.ACTIVE:
+            raise AcmeProblem(ProblemType.UNAUTHORIZED, "this tenant is suspended: no issuance")
+        job_id = await self._accept(scope, account, account_key, order_id, csr_der)
+        task = self._deps.tasks.spawn(self.run_issuance(scope, job_id, order_id))
+        deadline = self._deps.settings.finalize_deadline.total_seconds()
+        try:
+            await asyncio.wait_for(asyncio.shield(task), deadline)
+        except TimeoutError:
+            pass
+        async with self._deps.uow.begin(scope, write=False) as tx:
+            return await load_order_state(tx, account, order_id, self._deps.clock.now())
+
+    async def _accept(
+        self,
+        scope: TenantScope,
+        account: Account,
+        account_key: Any,
+        order_id: str,
+        csr_der: bytes,
+    ) -> str:
+        async with self._deps.uow.begin(scope) as tx:
+            now = self._deps.clock.now()
+            state = await load_order_state(tx, account, order_id, now)
+            if state.status is not OrderStatus.READY:
+                raise AcmeProblem(
+                    ProblemType.ORDER_NOT_READY, f"order is {state.status}, not ready"
+                )
+            _check_csr(csr_der, state.order, account_key)
+            moved = await tx.orders.transition(
+                order_id, (OrderStatus.PENDING,), OrderStatus.PROCESSING, csr_der=csr_der
+            )
+            if not moved:
+                raise AcmeProblem(ProblemType.ORDER_NOT_READY, "order is already being finalized")
+            await tx.events.append(
+                EventType.REQUESTED,
+                object_type="order",
+                object_id=order_id,
+                actor=f"account:{account.id}",
+                now=now,
+            )
+            lease = now + self._deps.settings.finalize_deadline + timedelta(seconds=30)
+            return await tx.jobs.enqueue(
+                ISSUE_JOB,
+                order_id,
+                now=now,
+                locked_until=lease,
+                deadline=now + self._deps.settings.issuance_deadline,
+            )
+
+    async def run_issuance(self, scope: TenantScope, job_id: str, order_id: str) -> None:
+        """One attempt of the issuance job; every outcome is recorded, none is lost."""
+        try:
+            if self._deps.settings.finalize_processing:
+                await asyncio.sleep(self._deps.settings.finalize_processing)
+            await self._attempt(scope, job_id, order_id)
+        except IssuanceRefused as exc:
+            await self._fail(scope, job_id, order_id, exc.detail)
+        except Exception as exc:
+            log.exception("issuance job %s failed", job_id)
+            await self._retry_or_fail(scope, job_id, order_id, type(exc).__name__)
+
+    async def _attempt(self, scope: TenantScope, job_id: str, order_id: str) -> None:
+        reserved = await self._reserve(scope, job_id, order_id)
+        if reserved is None:
+            return
+        cert_id, request, _ = reserved
+        async with self._deps.uow.begin(scope, write=False) as tx:
+            _, backend = await self._issuers.for_tenant(tx)
+        result = await backend.issue(request)
+        if isinstance(result, Deferred):
+            await self._reschedule(scope, job_id, timedelta(seconds=result.retry_after_seconds))
+            return
+        await self._store(scope, job_id, order_id, cert_id, result)
+
+    async def _reserve(
+        self, scope: TenantScope, job_id: str, order_id: str
+    ) -> tuple[str, IssuanceRequest, str] | None:
+        async with self._deps.uow.begin(scope) as tx:
+            order = await tx.orders.get(order_id)
+            if order is None or order.stored_status is not OrderStatus.PROCESSING:
+                await tx.jobs.finish(job_id, "done")
+                return None
+            record, _ = await self._issuers.for_tenant(tx)
+            csr_der = await tx.orders.csr(order_id)
+            assert csr_der is not None
+            # A reservation left by a crashed attempt was never released: it is abandoned.
+            await tx.certificates.abandon_reserved(order_id)
+            serial = new_serial()
+            cert_id = await tx.certificates.reserve(
+                serial=format(serial, "x"),
+                issuer_id=record.id,
+                order_id=order_id,
+                account_id=order.account_id,
+                identifiers=order.identifiers,
+                now=self._deps.clock.now(),
+            )
+        return cert_id, self._request(scope, order, serial, csr_der), record.id
+
+    def _request(
+        self, scope: TenantScope, order: Order, serial: int, csr_der: bytes
+    ) -> IssuanceRequest:
+        csr = x509.load_der_x509_csr(csr_der)
+        not_before = self._deps.clock.now() - BACKDATE
+        dns = tuple(i.value for i in order.identifiers if i.type is IdentifierType.DNS)
+        ips = tuple(_ip(i.value) for i in order.identifiers if i.type is IdentifierType.IP)
+        return IssuanceRequest(
+            tenant_id=scope.tenant_id,
+            serial=serial,
+            public_key=csr.public_key(),  # type: ignore[arg-type]
+            dns_names=dns,
+            ip_addresses=ips,
+            not_before=not_before,
+            not_after=not_before + self._deps.settings.leaf_validity,
+            profile=order.profile,
+            common_name=_common_name(csr, dns),
+        )
+
+    async def _store(
+        self, scope: TenantScope, job_id: str, order_id: str, cert_id: str, issued: Issued
+    ) -> None:
+        leaf = x509.load_der_x509_certificate(issued.certificate_der)
+        async with self._deps.uow.begin(scope) as tx:
+            now = self._deps.clock.now()
+            await tx.certificates.mark_issued(
+                cert_id,
+                chain_pem=issued.chain_pem,
+                spki_sha256=spki_sha256(leaf.public_key()),
+                not_before=leaf.not_valid_before_utc,
+                not_after=leaf.not_valid_after_utc,
+            )
+            await tx.orders.transition(
+                order_id, (OrderStatus.PROCESSING,), OrderStatus.VALID, certificate_id=cert_id
+            )
+            await tx.jobs.finish(job_id, "done")
+            await tx.events.append(
+                EventType.ISSUED,
+                object_type="certificate",
+                object_id=cert_id,
+                actor="ca",
+                now=now,
+                order_id=order_id,
+                serial=format(leaf.serial_number, "x"),
+                not_after=leaf.not_valid_after_utc.isoformat(),
+            )
+
+    async def _fail(self, scope: TenantScope, job_id: str, order_id: str, detail: str) -> None:
+        """The order becomes invalid with the reason in ``order.error``; reservations abandoned."""
+        error = AcmeProblem(ProblemType.SERVER_INTERNAL, f"issuance failed: {detail}").to_json()
+        async with self._deps.uow.begin(scope) as tx:
+            await tx.certificates.abandon_reserved(order_id)
+            await tx.orders.transition(
+                order_id, (OrderStatus.PROCESSING,), OrderStatus.INVALID, error=error
+            )
+            await tx.jobs.finish(job_id, "failed", detail)
+            await tx.events.append(
+                EventType.FAILED,
+                object_type="order",
+                object_id=order_id,
+                actor="ca",
+                now=self._deps.clock.now(),
+                detail=detail,
+            )
+
+    async def _retry_or_fail(
+        self, scope: TenantScope, job_id: str, order_id: str, reason: str
+    ) -> None:
+        async with self._deps.uow.begin(scope, write=False) as tx:
+            job = await tx.jobs.get(job_id)
+        now = self._deps.clock.now()
+        if job is None or now >= job["deadline"]:
+            await self._fail(scope, job_id, order_id, "the CA did not answer before the deadline")
+            return
+        backoff = RETRY_BACKOFF[min(job["attempts"], len(RETRY_BACKOFF)) - 1]
+        await self._reschedule(scope, job_id, backoff, reason)
+
+    async def _reschedule(
+        self, scope: TenantScope, job_id: str, delay: timedelta, reason: str = "deferred"
+    ) -> None:
+        async with self._deps.uow.begin(scope) as tx:
+            await tx.jobs.reschedule(job_id, self._deps.clock.now() + delay, reason)
+
+
+def _check_csr(csr_der: bytes, order: Order, account_key: Any) -> None:
+    try:
+        check_csr(csr_der, order.identifiers, account_key)
+    except CSRRejected as exc:
+        raise AcmeProblem(ProblemType(exc.kind.value), exc.detail) from None
+
+
+def _common_name(csr: x509.CertificateSigningRequest, dns: tuple[str, ...]) -> str | None:
+    names = csr.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
+    if names:
+        value = str(names[0].value).lower()
+        return value if value in dns else None
+    return dns[0] if dns and len(dns[0]) <= 64 else None
+
+
+def _ip(value: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    return ipaddress.ip_address(value)

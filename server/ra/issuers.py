@@ -1,0 +1,63 @@
+"""Which backend issues for a tenant: an explicit registry, filled from configuration (§6).
+
+Only the local CA exists so far; an upstream ACME proxy registers here the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+from certplane.ca.api import IssuerBackend
+from certplane.ca.keys.api import KeyStore, tenant_binding
+from certplane.ca.local import LocalIssuer
+from certplane.ca.profiles import DEFAULT_PROFILES, Profile
+from certplane.server.errors import AcmeProblem, ProblemType
+from certplane.server.model import IssuerRecord
+from certplane.server.storage.scope import TenantScope
+from certplane.server.storage.uow import TenantTx
+from cryptography import x509
+
+CrlUrl = Callable[[TenantScope, str], str]
+
+
+def load_pem_chain(pem: str) -> list[x509.Certificate]:
+    return x509.load_pem_x509_certificates(pem.encode("ascii")) if pem.strip() else []
+
+
+class IssuerRegistry:
+    """Builds (and caches) the backend of a tenant's active issuer."""
+
+    def __init__(
+        self,
+        keystore: KeyStore,
+        crl_url: CrlUrl,
+        profiles: Mapping[str, Profile] | None = None,
+    ) -> None:
+        self._keystore = keystore
+        self._crl_url = crl_url
+        self._profiles = dict(profiles or DEFAULT_PROFILES)
+        self._cache: dict[tuple[str, str], IssuerBackend] = {}
+
+    async def for_tenant(self, tx: TenantTx) -> tuple[IssuerRecord, IssuerBackend]:
+        record = await tx.issuers.active()
+        if record is None:
+            raise AcmeProblem(ProblemType.SERVER_INTERNAL, "tenant has no active issuer")
+        key = (tx.scope.tenant_id, record.id)
+        backend = self._cache.get(key)
+        if backend is None:
+            backend = self._build(tx.scope, record)
+            self._cache[key] = backend
+        return record, backend
+
+    def _build(self, scope: TenantScope, record: IssuerRecord) -> IssuerBackend:
+        # NOTE(tenancy): the key is loaded for this tenant's binding; a ref created for another
+        # tenant fails here, at signing time, whatever the database says.
+        signing_key = self._keystore.load(record.key_ref, binding=tenant_binding(scope.tenant_id))
+        issuer_cert = x509.load_pem_x509_certificate(record.certificate_pem.encode("ascii"))
+        return LocalIssuer(
+            issuer_certificate=issuer_cert,
+            chain=[issuer_cert, *load_pem_chain(record.chain_pem)],
+            signing_key=signing_key,
+            profiles=self._profiles,
+            crl_url=self._crl_url(scope, record.id),
+        )

@@ -1,0 +1,196 @@
+"""Order use cases: newOrder, fetch, list (RFC 8555 §7.4, §7.1.2.1)."""
+
+from __future__ import annotations
+
+import base64
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from certplane.policy.identifiers import (
+    IdentifierRejections,
+    NamePolicy,
+    Rejection,
+    parse_identifiers,
+)
+from certplane.server.errors import AcmeProblem, ProblemType, Subproblem, malformed, not_found
+from certplane.server.model import (
+    Account,
+    EventType,
+    Identifier,
+    Order,
+    OrderStatus,
+    Tenant,
+    TenantStatus,
+    challenge_types_for,
+    order_status,
+)
+from certplane.server.ra.deps import RADeps
+from certplane.server.storage.scope import TenantScope
+from certplane.server.storage.uow import TenantTx
+
+MAX_IDENTIFIERS = 100
+
+
+@dataclass(frozen=True)
+class OrderState:
+    """An order with its effective status (§7.1.6), ready to render."""
+
+    order: Order
+    status: OrderStatus
+
+
+def new_token() -> str:
+    """A challenge token: 256 bits from a CSPRNG, base64url (RFC 8555 §8.1, §8.3)."""
+    return base64.urlsafe_b64encode(secrets.token_bytes(32)).rstrip(b"=").decode("ascii")
+
+
+def rejection_problem(rejections: Sequence[Rejection]) -> AcmeProblem:
+    """One subproblem per refused identifier (§6.7.1); the top type is the common one."""
+    subs = tuple(
+        Subproblem(ProblemType(r.kind.value), r.detail, r.identifier_json) for r in rejections
+    )
+    kinds = {s.type for s in subs}
+    top = kinds.pop() if len(kinds) == 1 else ProblemType.REJECTED_IDENTIFIER
+    noun = "identifier" if len(subs) == 1 else "identifiers"
+    details = "; ".join(s.detail for s in subs[:3])
+    return AcmeProblem(top, f"{len(subs)} {noun} refused: {details}", subproblems=subs)
+
+
+class OrderService:
+    def __init__(self, deps: RADeps, name_policy: NamePolicy | None = None) -> None:
+        self._deps = deps
+        self._name_policy = name_policy or NamePolicy()
+
+    async def new_order(
+        self, scope: TenantScope, tenant: Tenant, account: Account, payload: dict[str, Any]
+    ) -> OrderState:
+        """Create an order, reusing this account's live authorizations (§7.4, §7.1.4)."""
+        if tenant.status is not TenantStatus.ACTIVE:
+            raise AcmeProblem(ProblemType.UNAUTHORIZED, "this tenant is suspended: no new orders")
+        identifiers = self._identifiers(payload)
+        _refuse_validity_window(payload)
+        async with self._deps.uow.begin(scope) as tx:
+            order = await self._create(tx, account, identifiers)
+        return OrderState(order, order.stored_status)
+
+    def _identifiers(self, payload: dict[str, Any]) -> list[Identifier]:
+        if "identifiers" not in payload:
+            raise malformed("newOrder requires identifiers")
+        try:
+            identifiers = parse_identifiers(payload["identifiers"], max_identifiers=MAX_IDENTIFIERS)
+        except IdentifierRejections as exc:
+            raise rejection_problem(exc.rejections) from None
+        rejections = self._name_policy.check(identifiers)
+        if rejections:
+            raise rejection_problem(rejections)
+        return identifiers
+
+    async def _create(self, tx: TenantTx, account: Account, identifiers: list[Identifier]) -> Order:
+        now = self._deps.clock.now()
+        expires = now + self._deps.settings.order_lifetime
+        authz_ids = []
+        for identifier in identifiers:
+            authz_id = await tx.authzs.find_reusable(
+                account.id, identifier, identifier.is_wildcard, now
+            )
+            if authz_id is None:
+                authz_id = await self._new_authz(tx, account, identifier, now)
+            authz_ids.append(authz_id)
+        authzs = await tx.authzs.get_many(authz_ids)
+        expires = min([expires, *(a.expires for a in authzs)])
+        order_id = await tx.orders.create(
+            account_id=account.id,
+            identifiers=identifiers,
+            authz_ids=authz_ids,
+            profile="default",
+            expires=expires,
+            not_before=None,
+            not_after=None,
+            now=now,
+        )
+        await tx.events.append(
+            EventType.ORDER_CREATED,
+            object_type="order",
+            object_id=order_id,
+            actor=f"account:{account.id}",
+            now=now,
+            identifiers=[i.to_json() for i in identifiers],
+        )
+        order = await tx.orders.get(order_id)
+        assert order is not None
+        return order
+
+    async def _new_authz(
+        self, tx: TenantTx, account: Account, identifier: Identifier, now: datetime
+    ) -> str:
+        authz_id = await tx.authzs.create(
+            account_id=account.id,
+            identifier=identifier,
+            challenge_types=challenge_types_for(identifier),
+            token=new_token(),
+            expires=now + self._deps.settings.pending_authz_lifetime,
+            now=now,
+        )
+        await tx.events.append(
+            EventType.AUTHZ_CREATED,
+            object_type="authz",
+            object_id=authz_id,
+            actor=f"account:{account.id}",
+            now=now,
+            identifier=identifier.to_json(),
+        )
+        return authz_id
+
+    async def get_order(self, scope: TenantScope, account: Account, order_id: str) -> OrderState:
+        """An order of this account with its effective status; anything else is 404."""
+        async with self._deps.uow.begin(scope, write=False) as tx:
+            return await load_order_state(tx, account, order_id, self._deps.clock.now())
+
+    async def list_orders(
+        self, scope: TenantScope, account: Account, cursor: str | None, limit: int
+    ) -> tuple[list[str], str | None]:
+        """A page of the account's order ids and the cursor of the next page (§7.1.2.1)."""
+        after = _decode_cursor(cursor)
+        async with self._deps.uow.begin(scope, write=False) as tx:
+            rows = await tx.orders.page_for_account(account.id, after=after, limit=limit + 1)
+        page, more = rows[:limit], len(rows) > limit
+        next_cursor = _encode_cursor(page[-1]) if more and page else None
+        return [order_id for order_id, _ in page], next_cursor
+
+
+async def load_order_state(
+    tx: TenantTx, account: Account, order_id: str, now: datetime
+) -> OrderState:
+    order = await tx.orders.get(order_id)
+    if order is None or order.account_id != account.id:
+        raise not_found("order")
+    authzs = await tx.authzs.get_many(order.authz_ids)
+    status = order_status(order.stored_status, order.expires, [a.status(now) for a in authzs], now)
+    return OrderState(order, status)
+
+
+def _refuse_validity_window(payload: dict[str, Any]) -> None:
+    """notBefore/notAfter in newOrder are optional for servers (§7.4); certplane refuses them."""
+    for name in ("notBefore", "notAfter"):
+        if payload.get(name) is not None:
+            raise malformed(f"{name} is not supported: validity comes from the tenant profile")
+
+
+def _encode_cursor(item: tuple[str, datetime]) -> str:
+    order_id, created = item
+    raw = f"{created.isoformat()}|{order_id}".encode()
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+
+def _decode_cursor(cursor: str | None) -> tuple[datetime, str] | None:
+    if cursor is None:
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
+        stamp, _, order_id = raw.partition("|")
+        return datetime.fromisoformat(stamp).astimezone(UTC), order_id
+    except (ValueError, UnicodeDecodeError):
+        raise malformed("invalid orders cursor") from None

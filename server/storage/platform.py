@@ -1,0 +1,82 @@
+"""Platform records that belong to no tenant: the tenant registry and the platform CAs."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from certplane.server.model import Tenant, TenantStatus
+from certplane.server.storage import tables as t
+from certplane.server.storage.scope import new_id
+from sqlalchemy import insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+
+def _tenant(row: Mapping[str, Any]) -> Tenant:
+    return Tenant(
+        id=row["id"],
+        slug=row["slug"],
+        display_name=row["display_name"],
+        status=TenantStatus(row["status"]),
+        external_account_required=row["external_account_required"],
+        created_at=row["created_at"],
+    )
+
+
+class PlatformRepo:
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+
+    async def tenant_by_slug(self, slug: str) -> Tenant | None:
+        row = await self._conn.execute(select(t.tenants).where(t.tenants.c.slug == slug))
+        found = row.mappings().first()
+        return None if found is None else _tenant(found)
+
+    async def tenants(self) -> list[Tenant]:
+        rows = await self._conn.execute(select(t.tenants).order_by(t.tenants.c.slug))
+        return [_tenant(r) for r in rows.mappings()]
+
+    async def create_tenant(
+        self, slug: str, display_name: str, *, eab_required: bool, now: datetime
+    ) -> Tenant:
+        tenant_id = new_id()
+        await self._conn.execute(
+            insert(t.tenants).values(
+                id=tenant_id,
+                slug=slug,
+                display_name=display_name,
+                status=TenantStatus.ACTIVE.value,
+                external_account_required=eab_required,
+                created_at=now,
+            )
+        )
+        tenant = await self.tenant_by_slug(slug)
+        assert tenant is not None
+        return tenant
+
+    async def set_tenant_status(self, tenant_id: str, status: TenantStatus) -> None:
+        stmt = update(t.tenants).where(t.tenants.c.id == tenant_id).values(status=status.value)
+        await self._conn.execute(stmt)
+
+    async def platform_ca(self, role: str) -> Mapping[str, Any] | None:
+        stmt = select(t.platform_cas).where(
+            t.platform_cas.c.role == role, t.platform_cas.c.active.is_(True)
+        )
+        return (await self._conn.execute(stmt)).mappings().first()
+
+    async def add_platform_ca(
+        self, role: str, certificate_pem: str, key_ref: str, now: datetime
+    ) -> str:
+        ca_id = new_id()
+        await self._conn.execute(
+            insert(t.platform_cas).values(
+                id=ca_id,
+                role=role,
+                certificate_pem=certificate_pem,
+                key_ref=key_ref,
+                active=True,
+                created_at=now,
+            )
+        )
+        return ca_id

@@ -1,0 +1,22 @@
+"""Redeemed nonces of one tenant (RFC 8555 §6.5): a nonce is accepted once, by any process."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from certplane.server.storage import tables as t
+from certplane.server.storage.repos.base import ScopedRepo
+from sqlalchemy.dialects import postgresql, sqlite
+
+
+class NonceRepo(ScopedRepo):
+    table = t.used_nonces
+
+    async def redeem(self, nonce: str, expires_at: datetime) -> bool:
+        """Record ``nonce`` as used; False when it was used before (by any replica)."""
+        values = {"tenant_id": self.tenant_id, "nonce": nonce, "expires_at": expires_at}
+        dialect = self._conn.dialect.name
+        module = postgresql if dialect == "postgresql" else sqlite
+        stmt = module.insert(t.used_nonces).values(**values).on_conflict_do_nothing()
+        result = await self._conn.execute(stmt)
+        return int(result.rowcount) == 1  # type: ignore[attr-defined]

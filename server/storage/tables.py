@@ -1,0 +1,267 @@
+"""The schema (ARCHITECTURE.md §4.2): every tenant-owned table is keyed ``(tenant_id, id)``.
+
+Ids are random 128-bit values rendered as base64url (22 characters). Child tables carry composite
+foreign keys that include ``tenant_id``, so a row can never point at another tenant's row.
+Alembic migrations in ``migrations/`` create exactly this schema; a test compares the two.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = MetaData(naming_convention=NAMING)
+
+ID = String(32)
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Timestamps stored as UTC and always read back timezone-aware, on every backend."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _ts(name: str, *, nullable: bool = False) -> Column[datetime]:
+    return Column(name, UtcDateTime(), nullable=nullable)
+
+
+tenants = Table(
+    "tenants",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("slug", String(63), nullable=False, unique=True),
+    Column("display_name", String(200), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("external_account_required", Boolean, nullable=False),
+    _ts("created_at"),
+)
+
+platform_cas = Table(
+    "platform_cas",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("role", String(32), nullable=False),
+    Column("certificate_pem", Text, nullable=False),
+    Column("key_ref", Text, nullable=False),
+    Column("active", Boolean, nullable=False),
+    _ts("created_at"),
+)
+
+issuers = Table(
+    "issuers",
+    metadata,
+    Column("tenant_id", ID, primary_key=True),
+    Column("id", ID, primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("certificate_pem", Text, nullable=False),
+    Column("chain_pem", Text, nullable=False),
+    Column("key_ref", Text, nullable=False),
+    Column("status", String(16), nullable=False),
+    _ts("created_at"),
+    ForeignKeyConstraint(["tenant_id"], ["tenants.id"]),
+)
+
+eab_keys = Table(
+    "eab_keys",
+    metadata,
+    Column("tenant_id", ID, primary_key=True),
+    Column("id", String(64), primary_key=True),
+    Column("label", String(200), nullable=False),
+    Column("hmac_sealed", LargeBinary, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("account_id", ID, nullable=True),
+    _ts("created_at"),
+    _ts("bound_at", nullable=True),
+    _ts("revoked_at", nullable=True),
+    ForeignKeyConstraint(["tenant_id"], ["tenants.id"]),
+)
+
+accounts = Table(
+    "accounts",
+    metadata,
+    Column("tenant_id", ID, primary_key=True),
+    Column("id", ID, primary_key=True),
+    Column("jwk_thumbprint", String(64), nullable=False),
+    Column("jwk", JSON, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("contact", JSON, nullable=False),
+    Column("terms_agreed", Boolean, nullable=False),
+    Column("eab_kid", String(64), nullable=True),
+    _ts("created_at"),
+    UniqueConstraint("tenant_id", "jwk_thumbprint"),
+    ForeignKeyConstraint(["tenant_id"], ["tenants.id"]),
+)
+
+used_nonces = Table(
+    "used_nonces",
+    metadata,
+    Column("tenant_id", ID, primary_key=True),
+    Column("nonce", String(64), primary_key=True),
+    _ts("expires_at"),
+    Index(None, "expires_at"),
+)
+
+orders = Table(
+    "orders",
+    metadata,
+    Column("tenant_id", ID, primary_key=True),
+    Column("id", ID, primary_key=True),
+    Column("account_id", ID, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("identifiers", JSON, nullable=False),
+    Column("profile", String(64), nullable=False),
+    Column("csr_der", LargeBinary, nullable=True),
+    _ts("expires"),
+    _ts("not_before", nullable=True),
+    _ts("not_after", nullable=True),
+    Column("error", JSON, nullable=True),
+    Column("certificate_id", ID, nullable=True),
+    _ts("created_at"),
+    ForeignKeyConstraint(["tenant_id", "account_id"], ["accounts.tenant_id", "accounts.id"]),
+    Index(None, "tenant_id", "account_id", "created_at"),
+)
+
+authorizations = Table(
+    "authorizations",
+    metadata,
+    Column("tenant_id", ID, primary_key=True),
+    Column("id", ID, primary_key=True),
+    Column("account_id", ID, nullable=False),
+    Column("identifier_type", String(8), nullable=False),
+    Column("identifier_value", String(255), nullable=False),
+    Column("wildcard", Boolean, nullable=False),
+    Column("status", String(16), nullable=False),
+    _ts("expires"),
+    _ts("created_at"),
+    ForeignKeyConstraint(["tenant_id", "account_id"], ["accounts.tenant_id", "accounts.id"]),
+    Index(None, "tenant_id", "account_id", "identifier_type", "identifier_value"),
+)
+
+order_authorizations = Table(
+    "order_authorizations",
+    metadata,
+    Column("tenant_id", ID, primary_key=True),
+    Column("order_id", ID, primary_key=True),
+    Column("authz_id", ID, primary_key=True),
+    Column("position", Integer, nullable=False),
+    ForeignKeyConstraint(["tenant_id", "order_id"], ["orders.tenant_id", "orders.id"]),
+    ForeignKeyConstraint(
+        ["tenant_id", "authz_id"], ["authorizations.tenant_id", "authorizations.id"]
+    ),
+    Index(None, "tenant_id", "authz_id"),
+)
+
+challenges = Table(
+    "challenges",
+    metadata,
+    Column("tenant_id", ID, primary_key=True),
+    Column("id", ID, primary_key=True),
+    Column("authz_id", ID, nullable=False),
+    Column("type", String(16), nullable=False),
+    Column("token", String(64), nullable=False),
+    Column("status", String(16), nullable=False),
+    _ts("validated_at", nullable=True),
+    Column("error", JSON, nullable=True),
+    Column("records", JSON, nullable=True),
+    ForeignKeyConstraint(
+        ["tenant_id", "authz_id"], ["authorizations.tenant_id", "authorizations.id"]
+    ),
+    Index(None, "tenant_id", "authz_id"),
+)
+
+certificates = Table(
+    "certificates",
+    metadata,
+    Column("tenant_id", ID, primary_key=True),
+    Column("id", ID, primary_key=True),
+    Column("serial", String(64), nullable=False, unique=True),
+    Column("issuer_id", ID, nullable=False),
+    Column("order_id", ID, nullable=False),
+    Column("account_id", ID, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("identifiers", JSON, nullable=False),
+    Column("spki_sha256", String(64), nullable=True),
+    Column("chain_pem", Text, nullable=True),
+    _ts("not_before", nullable=True),
+    _ts("not_after", nullable=True),
+    _ts("revoked_at", nullable=True),
+    Column("revocation_reason", Integer, nullable=True),
+    _ts("created_at"),
+    ForeignKeyConstraint(["tenant_id", "order_id"], ["orders.tenant_id", "orders.id"]),
+    ForeignKeyConstraint(["tenant_id", "issuer_id"], ["issuers.tenant_id", "issuers.id"]),
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("tenant_id", ID, primary_key=True),
+    Column("id", ID, primary_key=True),
+    Column("type", String(48), nullable=False),
+    Column("object_type", String(32), nullable=False),
+    Column("object_id", String(64), nullable=False),
+    Column("actor", String(128), nullable=False),
+    Column("data", JSON, nullable=False),
+    _ts("created_at"),
+    Index(None, "tenant_id", "object_type", "object_id"),
+    Index(None, "tenant_id", "created_at"),
+)
+
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("tenant_id", ID, primary_key=True),
+    Column("id", ID, primary_key=True),
+    Column("kind", String(32), nullable=False),
+    Column("object_id", ID, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    _ts("run_at"),
+    _ts("locked_until", nullable=True),
+    _ts("deadline"),
+    Column("last_error", Text, nullable=True),
+    _ts("created_at"),
+    Index(None, "status", "run_at"),
+)
+
+# Tables whose every statement must carry a tenant_id predicate (checked by a test-time hook).
+TENANT_TABLES = frozenset(
+    t.name for t in metadata.sorted_tables if "tenant_id" in t.c and t.name != "jobs"
+)

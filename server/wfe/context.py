@@ -1,0 +1,59 @@
+"""Typed application state and per-request values of the web front end."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+from aiohttp import web
+from certplane.server.clock import Clock
+from certplane.server.config import Config
+from certplane.server.model import Tenant
+from certplane.server.ra.accounts import AccountService
+from certplane.server.ra.authorizations import AuthorizationService
+from certplane.server.ra.deps import BackgroundTasks
+from certplane.server.ra.issuance import IssuanceService
+from certplane.server.ra.orders import OrderService
+from certplane.server.ra.revocation import RevocationService
+from certplane.server.storage.scope import TenantScope
+from certplane.server.storage.uow import UnitOfWork
+from certplane.server.wfe.links import Links
+from certplane.server.wfe.nonces import NonceService
+
+
+@dataclass
+class Services:
+    config: Config
+    uow: UnitOfWork
+    clock: Clock
+    nonces: NonceService
+    accounts: AccountService
+    orders: OrderService
+    authzs: AuthorizationService
+    issuance: IssuanceService
+    revocation: RevocationService
+    tasks: BackgroundTasks
+    # Hostile knob (tests only): reject this percentage of valid nonces.
+    nonce_reject_percent: int = 0
+    rng: random.Random = random.Random()  # noqa: RUF009 - not for secrets
+
+
+SERVICES = web.AppKey("services", Services)
+
+
+@dataclass(frozen=True)
+class TenantContext:
+    tenant: Tenant
+    scope: TenantScope
+    links: Links
+
+
+TENANT = web.RequestKey("tenant", "TenantContext")
+
+
+def services(request: web.Request) -> Services:
+    return request.app[SERVICES]
+
+
+def tenant_context(request: web.Request) -> TenantContext:
+    return request[TENANT]

@@ -1,0 +1,107 @@
+"""Authenticating ACME POSTs (RFC 8555 §6.2–§6.5): Boulder's ladder of small checks.
+
+content type → strict parse → key lookup (kid: tenant-scoped account; jwk: the embedded key)
+→ algorithm fits key → signature over the bytes received → nonce redeemed once → ``url`` equals
+the canonical URL → account valid. Each step raises its own precise problem.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+from certplane.server.errors import AcmeProblem, ProblemType, malformed
+from certplane.server.model import Account, AccountStatus
+from certplane.server.storage.uow import TenantTx
+from certplane.server.wfe.context import Services, TenantContext, services, tenant_context
+from certplane.server.wfe.jose import ParsedJws, PublicKey, jwk_to_public_key, parse_jws, verify_jws
+
+JOSE_CONTENT_TYPE = "application/jose+json"
+
+
+class KeyMode(enum.Enum):
+    """How an endpoint authenticates (Pebble's key extractors)."""
+
+    KID = "kid"
+    JWK = "jwk"
+    EITHER = "either"
+
+
+@dataclass(frozen=True)
+class VerifiedPost:
+    jws: ParsedJws
+    key: PublicKey
+    account: Account | None
+    url: str
+
+    @property
+    def payload(self) -> dict[str, Any]:
+        """The JSON payload; malformed when the request was a POST-as-GET."""
+        if self.jws.payload_json is None:
+            raise malformed("this request needs a JSON object payload")
+        return self.jws.payload_json
+
+    @property
+    def is_post_as_get(self) -> bool:
+        return self.jws.payload == b""
+
+    def require_account(self) -> Account:
+        assert self.account is not None
+        return self.account
+
+
+async def verify_post(request: web.Request, mode: KeyMode) -> VerifiedPost:
+    svc, ctx = services(request), tenant_context(request)
+    _check_content_type(request)
+    jws = parse_jws(await request.read(), max_bytes=svc.config.server.max_body_bytes)
+    url = ctx.links.path_url(request.path_qs)
+    async with svc.uow.begin(ctx.scope) as tx:
+        account, key = await _lookup_key(tx, ctx, jws, mode)
+        verify_jws(jws, key)
+        await _redeem_nonce(tx, svc, ctx, jws.nonce)
+    if jws.url != url:
+        raise AcmeProblem(ProblemType.UNAUTHORIZED, "JWS url does not match the request URL")
+    if account is not None and account.status is not AccountStatus.VALID:
+        raise AcmeProblem(ProblemType.UNAUTHORIZED, f"account is {account.status}")
+    return VerifiedPost(jws, key, account, url)
+
+
+def _check_content_type(request: web.Request) -> None:
+    if request.content_type != JOSE_CONTENT_TYPE:
+        raise AcmeProblem(
+            ProblemType.MALFORMED, f"Content-Type must be {JOSE_CONTENT_TYPE}", status=415
+        )
+
+
+async def _lookup_key(
+    tx: TenantTx, ctx: TenantContext, jws: ParsedJws, mode: KeyMode
+) -> tuple[Account | None, PublicKey]:
+    if jws.kid is not None:
+        if mode is KeyMode.JWK:
+            raise malformed("this request must be signed with a jwk, not a kid")
+        account = await _account_for_kid(tx, ctx, jws.kid)
+        return account, jwk_to_public_key(account.jwk)
+    if mode is KeyMode.KID:
+        raise malformed("this request must be signed with an account kid, not a jwk")
+    return None, jwk_to_public_key(jws.jwk)
+
+
+async def _account_for_kid(tx: TenantTx, ctx: TenantContext, kid: str) -> Account:
+    """The kid is this tenant's account URL; anything else does not exist (§6.2)."""
+    prefix = ctx.links.account_prefix
+    account_id = kid[len(prefix) :] if kid.startswith(prefix) else ""
+    account = await tx.accounts.get(account_id) if account_id and "/" not in account_id else None
+    if account is None:
+        raise AcmeProblem(ProblemType.ACCOUNT_DOES_NOT_EXIST, "no account for this kid")
+    return account
+
+
+async def _redeem_nonce(tx: TenantTx, svc: Services, ctx: TenantContext, nonce: str | None) -> None:
+    now = svc.clock.now()
+    expires = svc.nonces.check(ctx.scope.tenant_id, nonce or "", now)
+    if expires is None or not await tx.nonces.redeem(nonce or "", expires):
+        raise AcmeProblem(ProblemType.BAD_NONCE, "JWS has an invalid or used anti-replay nonce")
+    if svc.nonce_reject_percent and svc.rng.randrange(100) < svc.nonce_reject_percent:
+        raise AcmeProblem(ProblemType.BAD_NONCE, "nonce rejected (hostile test setting)")

@@ -1,0 +1,26 @@
+"""The route table: one line per ACME resource (RFC 8555 §7.1)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from certplane.server.wfe.handlers import account, authz, certificate, directory, order
+
+T = "/acme/{tenant}"
+
+
+def add_routes(app: web.Application) -> None:
+    r = app.router
+    r.add_get(f"{T}/directory", directory.directory)
+    r.add_route("HEAD", f"{T}/new-nonce", directory.new_nonce)
+    r.add_get(f"{T}/new-nonce", directory.new_nonce, allow_head=False)
+    r.add_post(f"{T}/new-account", account.new_account)
+    r.add_post(f"{T}/acct/{{account_id}}", account.account)
+    r.add_post(f"{T}/acct/{{account_id}}/orders", account.account_orders)
+    r.add_post(f"{T}/key-change", account.key_change)
+    r.add_post(f"{T}/new-order", order.new_order)
+    r.add_post(f"{T}/order/{{order_id}}", order.order)
+    r.add_post(f"{T}/order/{{order_id}}/finalize", order.finalize)
+    r.add_post(f"{T}/authz/{{authz_id}}", authz.authorization)
+    r.add_post(f"{T}/chall/{{challenge_id}}", authz.challenge)
+    r.add_post(f"{T}/cert/{{cert_id}}", certificate.certificate)
+    r.add_post(f"{T}/revoke-cert", certificate.revoke_cert)

@@ -1,0 +1,1 @@
+"""Test support: a real certplane server on loopback, hand-built JWS, challenge responders."""

@@ -1,0 +1,148 @@
+"""A certplane server in a thread of its own, on loopback, for tests that use sync clients."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from certplane.ca.keys.envelope import MasterKey
+from certplane.ca.keys.software import SoftwareKeyStore
+from certplane.server.app import SERVICES, WORKER, create_app
+from certplane.server.clock import Clock, SystemClock
+from certplane.server.config import (
+    AcmeConfig,
+    Config,
+    DatabaseConfig,
+    KeystoreConfig,
+    ServerConfig,
+    TestingConfig,
+    ValidationConfig,
+)
+from certplane.server.ra.provisioning import NewEab, Provisioner
+from certplane.server.storage.db import Database
+from certplane.server.storage.migrate import upgrade
+from certplane.server.storage.uow import UnitOfWork
+from cptest.net import free_port
+
+
+def make_config(
+    data_dir: Path,
+    db_url: str,
+    *,
+    http01_port: int = 80,
+    tlsalpn01_port: int = 443,
+    dns_servers: tuple[str, ...] = (),
+    testing: TestingConfig | None = None,
+    acme: AcmeConfig | None = None,
+) -> Config:
+    port = free_port()
+    return Config(
+        data_dir=str(data_dir),
+        server=ServerConfig(
+            listen_host="127.0.0.1", listen_port=port, base_url=f"http://127.0.0.1:{port}"
+        ),
+        database=DatabaseConfig(url=db_url),
+        keystore=KeystoreConfig(master_key_file="master.key"),
+        acme=acme or AcmeConfig(caa_identities=("certplane.test",), finalize_deadline_seconds=5),
+        validation=ValidationConfig(
+            allowed_networks=("127.0.0.0/8", "::1/128"),
+            http01_port=http01_port,
+            tlsalpn01_port=tlsalpn01_port,
+            dns_servers=dns_servers,
+            timeout_seconds=5,
+            localhost_names=True,
+        ),
+        testing=testing or TestingConfig(),
+    )
+
+
+@dataclass
+class Platform:
+    """What the setup created: tenant slugs and one unused EAB key per tenant."""
+
+    config: Config
+    eab: dict[str, NewEab] = field(default_factory=dict)
+    root_pem: bytes = b""
+
+    def directory(self, slug: str) -> str:
+        return f"{self.config.server.base_url}/acme/{slug}/directory"
+
+
+async def _provision(config: Config, tenants: dict[str, bool]) -> Platform:
+    MasterKey.generate().write_master_key_file(config.data_path("master.key"))
+    db = Database(config.database.url)
+    try:
+        await upgrade(db.engine)
+        master = MasterKey.from_file(config.data_path("master.key"))
+        prov = Provisioner(UnitOfWork(db), SoftwareKeyStore(master), master, config.ca, SystemClock())
+        root = await prov.init_platform_ca()
+        platform = Platform(config, root_pem=root.public_bytes(Encoding.PEM))
+        for slug, eab_required in tenants.items():
+            await prov.create_tenant(slug, slug.title(), eab_required=eab_required)
+            platform.eab[slug] = await prov.create_eab(slug, "test")
+        return platform
+    finally:
+        await db.dispose()
+
+
+class ServerThread:
+    """Runs ``create_app(config)`` on its own event loop until ``stop``."""
+
+    def __init__(self, config: Config, *, clock: Clock | None = None, resolver: Any = None) -> None:
+        self.config = config
+        self._clock = clock
+        self._resolver = resolver
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._runner: web.AppRunner | None = None
+        self.app: web.Application | None = None
+
+    def call(self, fn: Callable[[], Any]) -> Any:
+        """Run a coroutine factory on the server's loop and wait for its result."""
+        future: Future[Any] = asyncio.run_coroutine_threadsafe(fn(), self._loop)
+        return future.result(timeout=120)
+
+    def start(self) -> ServerThread:
+        self._thread.start()
+        self.call(self._start)
+        return self
+
+    async def _start(self) -> None:
+        self.app = create_app(self.config, clock=self._clock, resolver=self._resolver)
+        self._runner = web.AppRunner(self.app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", self.config.server.listen_port)
+        await site.start()
+
+    def drain(self) -> None:
+        """Wait until every background validation and issuance task has finished."""
+        assert self.app is not None
+        self.call(self.app[SERVICES].tasks.drain)
+
+    def run_worker_once(self) -> int:
+        assert self.app is not None
+        return int(self.call(self.app[WORKER].run_once))
+
+    def stop(self) -> None:
+        if self._runner is not None:
+            self.call(self._runner.cleanup)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=30)
+        self._loop.close()
+
+
+def provision(config: Config, tenants: dict[str, bool]) -> Platform:
+    return asyncio.run(_provision(config, tenants))
+
+
+def with_testing(config: Config, **knobs: Any) -> Config:
+    return dataclasses.replace(config, testing=dataclasses.replace(config.testing, **knobs))

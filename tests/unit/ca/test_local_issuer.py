@@ -1,0 +1,386 @@
+"""LocalIssuer: the leaf profile (RFC 5280), chain output, refusals, and `openssl verify`."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from certplane.ca.api import CAError, IssuanceRefused, IssuanceRequest, Issued
+from certplane.ca.keys.api import KeyAlgorithm, tenant_binding
+from certplane.ca.keys.envelope import MasterKey
+from certplane.ca.keys.software import SoftwareKeyStore
+from certplane.ca.local import LocalIssuer
+from certplane.ca.profiles import DEFAULT_PROFILES, Profile
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa, x25519
+from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, NameOID
+
+CRL_URL = "http://crl.certplane.test/int.crl"
+CA_ISSUERS_URL = "http://certs.certplane.test/int.der"
+
+MakeRequest = Callable[..., IssuanceRequest]
+IssuerFor = Callable[..., LocalIssuer]
+
+
+def _leaf(issued: Issued) -> x509.Certificate:
+    return x509.load_pem_x509_certificate(issued.certificate_pem.encode())
+
+
+def _ext(cert: x509.Certificate, kind: type[Any]) -> x509.Extension[Any]:
+    return cert.extensions.get_extension_for_class(kind)
+
+
+async def _issue(issuer: LocalIssuer, req: IssuanceRequest) -> x509.Certificate:
+    return _leaf(await issuer.issue(req))
+
+
+async def test_leaf_fields(
+    hierarchy: Any, issuer_for: IssuerFor, make_request: MakeRequest
+) -> None:
+    req = make_request()
+    cert = await _issue(issuer_for(hierarchy), req)
+    assert cert.version is x509.Version.v3
+    assert cert.serial_number == req.serial
+    assert cert.issuer == hierarchy.intermediate.subject
+    assert cert.subject == x509.Name([])
+    assert cert.not_valid_before_utc == req.not_before
+    assert cert.not_valid_after_utc == req.not_after
+    assert _spki(cert.public_key()) == _spki(req.public_key)
+
+
+async def test_subject_alt_names_are_exactly_the_requested_ones(
+    ec_hierarchy: Any, issuer_for: IssuerFor, make_request: MakeRequest
+) -> None:
+    req = make_request()
+    san = _ext(await _issue(issuer_for(ec_hierarchy), req), x509.SubjectAlternativeName)
+    assert san.critical, "SAN must be critical when the subject is empty (RFC 5280 4.2.1.6)"
+    assert list(san.value) == [
+        x509.DNSName("www.example.com"),
+        x509.DNSName("example.com"),
+        x509.IPAddress(ipaddress.ip_address("192.0.2.7")),
+        x509.IPAddress(ipaddress.ip_address("2001:db8::7")),
+    ]
+
+
+async def test_common_name_among_sans(
+    ec_hierarchy: Any, issuer_for: IssuerFor, make_request: MakeRequest
+) -> None:
+    cert = await _issue(issuer_for(ec_hierarchy), make_request(common_name="example.com"))
+    assert cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == "example.com"
+    assert not _ext(cert, x509.SubjectAlternativeName).critical
+
+
+async def test_ip_common_name_is_accepted(
+    ec_hierarchy: Any, issuer_for: IssuerFor, make_request: MakeRequest
+) -> None:
+    cert = await _issue(issuer_for(ec_hierarchy), make_request(common_name="2001:db8::7"))
+    assert cert.subject.rfc4514_string() == "CN=2001:db8::7"
+
+
+@pytest.mark.parametrize(
+    ("profile", "ekus"),
+    [
+        ("default", [ExtendedKeyUsageOID.SERVER_AUTH]),
+        ("tls-client-server", [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]),
+    ],
+)
+async def test_extended_key_usage_follows_the_profile(
+    ec_hierarchy: Any, issuer_for: IssuerFor, make_request: MakeRequest, profile: str, ekus: list
+) -> None:
+    eku = _ext(
+        await _issue(issuer_for(ec_hierarchy), make_request(profile=profile)), x509.ExtendedKeyUsage
+    )
+    assert not eku.critical
+    assert list(eku.value) == ekus
+
+
+@pytest.mark.parametrize(
+    ("subject_key", "key_encipherment"),
+    [
+        (lambda: ec.generate_private_key(ec.SECP384R1()).public_key(), False),
+        (lambda: rsa.generate_private_key(65537, 2048).public_key(), True),
+        (lambda: ed25519.Ed25519PrivateKey.generate().public_key(), False),
+    ],
+    ids=["ec", "rsa", "ed25519"],
+)
+async def test_key_usage_follows_the_subject_key(
+    ec_hierarchy: Any,
+    issuer_for: IssuerFor,
+    make_request: MakeRequest,
+    subject_key: Callable[[], Any],
+    key_encipherment: bool,
+) -> None:
+    ku = _ext(
+        await _issue(issuer_for(ec_hierarchy), make_request(public_key=subject_key())),
+        x509.KeyUsage,
+    )
+    assert ku.critical
+    assert ku.value.digital_signature
+    assert ku.value.key_encipherment is key_encipherment
+    assert not (ku.value.key_cert_sign or ku.value.crl_sign or ku.value.content_commitment)
+
+
+async def test_ca_extensions(
+    hierarchy: Any, issuer_for: IssuerFor, make_request: MakeRequest
+) -> None:
+    req = make_request()
+    cert = await _issue(issuer_for(hierarchy), req)
+    basic = _ext(cert, x509.BasicConstraints)
+    assert basic.critical and basic.value.ca is False
+    issuer_ski = _ext(hierarchy.intermediate, x509.SubjectKeyIdentifier).value
+    aki = _ext(cert, x509.AuthorityKeyIdentifier)
+    assert aki.value.key_identifier == issuer_ski.digest
+    assert not aki.critical
+    ski = _ext(cert, x509.SubjectKeyIdentifier).value
+    assert ski == x509.SubjectKeyIdentifier.from_public_key(req.public_key)
+
+
+async def test_crl_distribution_point_and_aia(
+    ec_hierarchy: Any, issuer_for: IssuerFor, make_request: MakeRequest
+) -> None:
+    cert = await _issue(issuer_for(ec_hierarchy), make_request())
+    (point,) = _ext(cert, x509.CRLDistributionPoints).value
+    assert point.full_name == [x509.UniformResourceIdentifier(CRL_URL)]
+    (access,) = _ext(cert, x509.AuthorityInformationAccess).value
+    assert access.access_method == AuthorityInformationAccessOID.CA_ISSUERS
+    assert access.access_location == x509.UniformResourceIdentifier(CA_ISSUERS_URL)
+
+
+async def test_no_urls_when_not_configured(
+    ec_hierarchy: Any, issuer_for: IssuerFor, make_request: MakeRequest
+) -> None:
+    cert = await _issue(issuer_for(ec_hierarchy, crl_url=None, ca_issuers_url=None), make_request())
+    for kind in (x509.CRLDistributionPoints, x509.AuthorityInformationAccess):
+        with pytest.raises(x509.ExtensionNotFound):
+            cert.extensions.get_extension_for_class(kind)
+
+
+async def test_signature_hash_matches_the_issuer_key(
+    hierarchy: Any, issuer_for: IssuerFor, make_request: MakeRequest
+) -> None:
+    cert = await _issue(issuer_for(hierarchy), make_request())
+    key = hierarchy.intermediate_key
+    expected = (
+        hashes.SHA384
+        if isinstance(key, ec.EllipticCurvePrivateKey) and (key.curve.name == "secp384r1")
+        else hashes.SHA256
+    )
+    assert isinstance(cert.signature_hash_algorithm, expected)
+    cert.verify_directly_issued_by(hierarchy.intermediate)
+
+
+async def test_chain_is_leaf_then_intermediate(
+    hierarchy: Any, issuer_for: IssuerFor, make_request: MakeRequest
+) -> None:
+    issued = await issuer_for(hierarchy).issue(make_request())
+    chain = x509.load_pem_x509_certificates(issued.chain_pem.encode())
+    assert chain == [_leaf(issued), hierarchy.intermediate]
+    assert issued.chain_pem.startswith(issued.certificate_pem)
+    assert issued.certificate_der == _leaf(issued).public_bytes(serialization.Encoding.DER)
+
+
+@pytest.mark.parametrize(
+    ("profile", "purpose"), [("default", "sslserver"), ("tls-client-server", "sslclient")]
+)
+async def test_openssl_verifies_the_chain(
+    hierarchy: Any,
+    issuer_for: IssuerFor,
+    make_request: MakeRequest,
+    openssl_verify: Callable[..., Any],
+    profile: str,
+    purpose: str,
+) -> None:
+    issued = await issuer_for(hierarchy).issue(make_request(profile=profile))
+    result = openssl_verify(
+        hierarchy.root, [hierarchy.intermediate], issued.certificate_pem, "-purpose", purpose
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.strip().endswith(": OK")
+
+
+async def test_openssl_rejects_a_leaf_from_another_hierarchy(
+    ec_hierarchy: Any,
+    issuer_for: IssuerFor,
+    make_request: MakeRequest,
+    openssl_verify: Callable[..., Any],
+) -> None:
+    from certplane.ca.hierarchy import create_root
+
+    issued = await issuer_for(ec_hierarchy).issue(make_request())
+    other_root_key = ec.generate_private_key(ec.SECP384R1())
+    other_root = create_root(other_root_key, "Other Root", "elsewhere", timedelta(days=30))
+    result = openssl_verify(other_root, [ec_hierarchy.intermediate], issued.certificate_pem)
+    assert result.returncode != 0
+
+
+async def test_issuer_key_from_the_software_keystore(
+    ec_hierarchy: Any, make_request: MakeRequest, openssl_verify: Callable[..., Any]
+) -> None:
+    """A local CA with a keystore key is a combination, not another backend."""
+    from certplane.ca.hierarchy import create_intermediate
+
+    store = SoftwareKeyStore(MasterKey.generate())
+    binding = tenant_binding("tenant-a")
+    stored = store.generate(KeyAlgorithm.EC_P256, binding=binding)
+    intermediate = create_intermediate(
+        ec_hierarchy.root,
+        ec_hierarchy.root_key,
+        stored.public_key,
+        "Tenant A CA",
+        "certplane",
+        timedelta(days=365),
+    )
+    issuer = LocalIssuer(
+        intermediate, [intermediate], store.load(stored.ref, binding=binding), DEFAULT_PROFILES
+    )
+    issued = await issuer.issue(make_request())
+    result = openssl_verify(ec_hierarchy.root, [intermediate], issued.certificate_pem)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+# --- refusals ---
+
+
+async def test_not_after_beyond_the_issuer_is_refused(
+    ec_hierarchy: Any, issuer_for: IssuerFor, make_request: MakeRequest
+) -> None:
+    limit = ec_hierarchy.intermediate.not_valid_after_utc
+    long_profile = Profile(
+        name="long", validity=timedelta(days=400), max_validity=timedelta(days=800)
+    )
+    issuer = LocalIssuer(
+        ec_hierarchy.intermediate,
+        [ec_hierarchy.intermediate],
+        ec_hierarchy.intermediate_key,
+        {"long": long_profile},
+    )
+    at_limit = make_request(profile="long", not_before=limit - timedelta(days=30), not_after=limit)
+    assert _leaf(await issuer.issue(at_limit)).not_valid_after_utc == limit
+    beyond = make_request(
+        profile="long",
+        not_before=limit - timedelta(days=30),
+        not_after=limit + timedelta(seconds=1),
+    )
+    with pytest.raises(IssuanceRefused, match="after the issuer's notAfter") as caught:
+        await issuer.issue(beyond)
+    assert limit.isoformat() in caught.value.detail
+
+
+def _window(days: float) -> dict[str, datetime]:
+    not_before = datetime.now(UTC).replace(microsecond=0)
+    return {"not_before": not_before, "not_after": not_before + timedelta(days=days)}
+
+
+@pytest.mark.parametrize(
+    ("overrides", "detail"),
+    [
+        ({"profile": "no-such-profile"}, "unknown certificate profile"),
+        ({"common_name": "other.example"}, "common name must be one of"),
+        ({"common_name": "a" * 65, "dns_names": ("a" * 65,)}, "longer than 64"),
+        ({"dns_names": (), "ip_addresses": ()}, "at least one"),
+        ({"dns_names": ("a.example", "A.example")}, "duplicate"),
+        ({"dns_names": ("bücher.example",)}, "A-label"),
+        ({"dns_names": ("",)}, "A-label"),
+        ({"serial": 0}, "serial number"),
+        ({"serial": -5}, "serial number"),
+        ({"serial": 1 << 159}, "serial number"),
+        ({"public_key": x25519.X25519PrivateKey.generate().public_key()}, "key type"),
+        (_window(101), "maximum of profile"),
+        (_window(-1), "later than notBefore"),
+        ({"not_before": datetime(2030, 1, 1), "not_after": datetime(2030, 2, 1)}, "timezone"),
+    ],
+)
+async def test_refusals(
+    ec_hierarchy: Any,
+    issuer_for: IssuerFor,
+    make_request: MakeRequest,
+    overrides: dict[str, Any],
+    detail: str,
+) -> None:
+    with pytest.raises(IssuanceRefused, match=detail) as caught:
+        await issuer_for(ec_hierarchy).issue(make_request(**overrides))
+    assert caught.value.detail == str(caught.value)
+
+
+async def test_exactly_max_validity_is_accepted(
+    ec_hierarchy: Any, issuer_for: IssuerFor, make_request: MakeRequest
+) -> None:
+    not_before = datetime.now(UTC).replace(microsecond=0)
+    not_after = not_before + DEFAULT_PROFILES["default"].max_validity - timedelta(seconds=1)
+    cert = await _issue(
+        issuer_for(ec_hierarchy), make_request(not_before=not_before, not_after=not_after)
+    )
+    assert cert.not_valid_after_utc == not_after
+
+
+async def test_a_dedicated_issuer_signs_only_for_its_tenant(
+    ec_hierarchy: Any, issuer_for: IssuerFor, make_request: MakeRequest
+) -> None:
+    issuer = issuer_for(ec_hierarchy, tenant_id="tenant-a")
+    await issuer.issue(make_request(tenant_id="tenant-a"))
+    with pytest.raises(CAError, match="tenant-b") as caught:
+        await issuer.issue(make_request(tenant_id="tenant-b"))
+    assert not isinstance(caught.value, IssuanceRefused)
+
+
+async def test_poll_is_an_error(ec_hierarchy: Any, issuer_for: IssuerFor) -> None:
+    with pytest.raises(CAError, match="never defers"):
+        await issuer_for(ec_hierarchy).poll("anything")
+
+
+# --- construction ---
+
+
+def test_key_must_match_the_issuer(ec_hierarchy: Any) -> None:
+    with pytest.raises(ValueError, match="does not match"):
+        LocalIssuer(
+            ec_hierarchy.intermediate,
+            [ec_hierarchy.intermediate],
+            ec.generate_private_key(ec.SECP256R1()),
+            DEFAULT_PROFILES,
+        )
+
+
+def test_chain_must_start_with_the_issuer(ec_hierarchy: Any) -> None:
+    with pytest.raises(ValueError, match="start with the issuer"):
+        LocalIssuer(ec_hierarchy.intermediate, [], ec_hierarchy.intermediate_key, DEFAULT_PROFILES)
+
+
+def test_chain_must_not_contain_the_root(ec_hierarchy: Any) -> None:
+    with pytest.raises(ValueError, match="root"):
+        LocalIssuer(
+            ec_hierarchy.intermediate,
+            [ec_hierarchy.intermediate, ec_hierarchy.root],
+            ec_hierarchy.intermediate_key,
+            DEFAULT_PROFILES,
+        )
+
+
+def test_chain_must_link_up(ec_hierarchy: Any) -> None:
+    from certplane.ca.hierarchy import create_intermediate
+
+    sibling = create_intermediate(
+        ec_hierarchy.root,
+        ec_hierarchy.root_key,
+        ec.generate_private_key(ec.SECP256R1()).public_key(),
+        "Sibling",
+        "certplane",
+        timedelta(days=30),
+    )
+    with pytest.raises(ValueError, match="link up"):
+        LocalIssuer(
+            ec_hierarchy.intermediate,
+            [ec_hierarchy.intermediate, sibling],
+            ec_hierarchy.intermediate_key,
+            DEFAULT_PROFILES,
+        )
+
+
+def _spki(key: Any) -> bytes:
+    return key.public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
