@@ -20,8 +20,9 @@ test:
 	bash scripts/require-postgres.sh
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	bash scripts/source-tree.sh
 	$(BIN)/mypy
-	$(BIN)/lint-imports
+	PYTHONPATH=build/source-tree $(BIN)/lint-imports
 	$(BIN)/pytest -q -p no:randomly
 
 bench: $(BIN)/certplane

@@ -22,8 +22,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
-from certplane.policy.identifiers import Identifier
-from certplane.policy.keys import WeakKeyError, check_csr_key
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
@@ -32,6 +30,9 @@ from cryptography.hazmat.primitives.asymmetric.types import (
     PublicKeyTypes,
 )
 from cryptography.x509.oid import ExtensionOID, NameOID
+
+from certplane.policy.identifiers import Identifier
+from certplane.policy.keys import WeakKeyError, check_csr_key
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 

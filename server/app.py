@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 
 from aiohttp import web
+
 from certplane.ca.keys.envelope import MasterKey
 from certplane.ca.keys.software import SoftwareKeyStore
 from certplane.server.clock import Clock, SystemClock

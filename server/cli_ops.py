@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+from cryptography.hazmat.primitives import serialization
+
 from certplane.ca.files import write_file_atomically
 from certplane.ca.keys.envelope import MasterKey
 from certplane.ca.keys.errors import KeystoreError
@@ -22,7 +24,6 @@ from certplane.server.ra.provisioning import Provisioner, ProvisioningError
 from certplane.server.storage.db import Database
 from certplane.server.storage.migrate import current_revision, head_revision, upgrade
 from certplane.server.storage.uow import UnitOfWork
-from cryptography.hazmat.primitives import serialization
 
 DEMO_TENANT = "demo"
 

@@ -116,7 +116,7 @@ def load_config(path: str | Path | None, environ: Mapping[str, str] | None = Non
     if path is not None:
         raw = _read_toml(Path(path))
     _apply_env(raw, os.environ if environ is None else environ)
-    config = _build(Config, raw, "")
+    config: Config = _build(Config, raw, "")
     validate(config)
     return config
 
@@ -162,7 +162,7 @@ def _build(cls: type[Any], raw: Any, prefix: str) -> Any:
         hint = hints[name]
         key = f"{prefix}{name}"
         if dataclasses.is_dataclass(hint):
-            values[name] = _build(hint, raw[name], key + ".")
+            values[name] = _build(typing.cast(type[Any], hint), raw[name], key + ".")
         else:
             values[name] = _coerce(raw[name], hint, key)
     return cls(**values)

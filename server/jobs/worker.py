@@ -7,6 +7,7 @@ and any worker (in ``certplane serve`` or a separate process) claims the job aga
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from datetime import timedelta
 
@@ -61,7 +62,5 @@ class Worker:
                 log.exception("worker pass failed")
                 ran = 0
             if ran == 0:
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), self._poll_interval)
-                except TimeoutError:
-                    pass

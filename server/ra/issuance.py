@@ -9,11 +9,15 @@ reserved and committed before anything is signed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import ipaddress
 import logging
 from datetime import timedelta
 from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
 from certplane.ca.api import Deferred, IssuanceRefused, IssuanceRequest, Issued, new_serial
 from certplane.policy.csr import CSRRejected, check_csr
@@ -31,8 +35,6 @@ from certplane.server.ra.deps import RADeps
 from certplane.server.ra.issuers import IssuerRegistry
 from certplane.server.ra.orders import OrderState, load_order_state
 from certplane.server.storage.scope import TenantScope
-from cryptography import x509
-from cryptography.hazmat.primitives import serialization
 
 log = logging.getLogger(__name__)
 
@@ -68,10 +70,8 @@ class IssuanceService:
         job_id = await self._accept(scope, account, account_key, order_id, csr_der)
         task = self._deps.tasks.spawn(self.run_issuance(scope, job_id, order_id))
         deadline = self._deps.settings.finalize_deadline.total_seconds()
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(asyncio.shield(task), deadline)
-        except TimeoutError:
-            pass
         async with self._deps.uow.begin(scope, write=False) as tx:
             return await load_order_state(tx, account, order_id, self._deps.clock.now())
 
@@ -171,7 +171,7 @@ class IssuanceService:
         return IssuanceRequest(
             tenant_id=scope.tenant_id,
             serial=serial,
-            public_key=csr.public_key(),  # type: ignore[arg-type]
+            public_key=csr.public_key(),
             dns_names=dns,
             ip_addresses=ips,
             not_before=not_before,

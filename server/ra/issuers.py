@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
+from cryptography import x509
+
 from certplane.ca.api import IssuerBackend
 from certplane.ca.keys.api import KeyStore, tenant_binding
 from certplane.ca.local import LocalIssuer
@@ -15,7 +17,6 @@ from certplane.server.errors import AcmeProblem, ProblemType
 from certplane.server.model import IssuerRecord
 from certplane.server.storage.scope import TenantScope
 from certplane.server.storage.uow import TenantTx
-from cryptography import x509
 
 CrlUrl = Callable[[TenantScope, str], str]
 

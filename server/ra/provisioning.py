@@ -13,6 +13,9 @@ import secrets
 from dataclasses import dataclass
 from datetime import timedelta
 
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
 from certplane.ca.hierarchy import create_intermediate, create_root, create_tls_server_certificate
 from certplane.ca.keys.api import (
     KeyAlgorithm,
@@ -29,8 +32,6 @@ from certplane.server.model import EabKey, EventType, Tenant, TenantStatus
 from certplane.server.ra.accounts import eab_context
 from certplane.server.storage.scope import TenantScope, new_id
 from certplane.server.storage.uow import UnitOfWork
-from cryptography import x509
-from cryptography.hazmat.primitives import serialization
 
 ROOT = "root"
 SERVICES = "services"

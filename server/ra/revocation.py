@@ -5,14 +5,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+
 from certplane.server.errors import AcmeProblem, ProblemType, malformed, not_found
 from certplane.server.model import Account, Certificate, CertificateStatus, EventType
 from certplane.server.ra.deps import RADeps
 from certplane.server.ra.issuance import spki_sha256
 from certplane.server.storage.scope import TenantScope
 from certplane.server.storage.uow import TenantTx
-from cryptography import x509
-from cryptography.hazmat.primitives.serialization import Encoding
 
 # RFC 5280 §5.3.1 reasons a subscriber may give (as Let's Encrypt): unspecified,
 # keyCompromise, affiliationChanged, superseded, cessationOfOperation.

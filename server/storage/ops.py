@@ -9,10 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from sqlalchemy import delete, select, update
+
 from certplane.server.storage import tables as t
 from certplane.server.storage.db import Database
 from certplane.server.storage.scope import TenantScope
-from sqlalchemy import delete, select, update
 
 
 @dataclass(frozen=True)
@@ -74,4 +75,4 @@ async def prune_used_nonces(db: Database, now: datetime) -> int:
     """Forget redeemed nonces past their lifetime: they would be refused as expired anyway."""
     async with db.transaction(write=True) as conn:
         result = await conn.execute(delete(t.used_nonces).where(t.used_nonces.c.expires_at < now))
-        return int(result.rowcount)  # type: ignore[attr-defined]
+        return int(result.rowcount)

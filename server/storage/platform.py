@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+
+from sqlalchemy import RowMapping, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from certplane.server.model import Tenant, TenantStatus
 from certplane.server.storage import tables as t
 from certplane.server.storage.scope import new_id
-from sqlalchemy import insert, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 
-def _tenant(row: Mapping[str, Any]) -> Tenant:
+def _tenant(row: RowMapping) -> Tenant:
     return Tenant(
         id=row["id"],
         slug=row["slug"],
@@ -59,7 +58,7 @@ class PlatformRepo:
         stmt = update(t.tenants).where(t.tenants.c.id == tenant_id).values(status=status.value)
         await self._conn.execute(stmt)
 
-    async def platform_ca(self, role: str) -> Mapping[str, Any] | None:
+    async def platform_ca(self, role: str) -> RowMapping | None:
         stmt = select(t.platform_cas).where(
             t.platform_cas.c.role == role, t.platform_cas.c.active.is_(True)
         )

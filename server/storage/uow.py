@@ -9,6 +9,8 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 
+from sqlalchemy.ext.asyncio import AsyncConnection
+
 from certplane.server.storage.db import Database
 from certplane.server.storage.platform import PlatformRepo
 from certplane.server.storage.repos.accounts import AccountRepo
@@ -18,7 +20,6 @@ from certplane.server.storage.repos.events import EventRepo
 from certplane.server.storage.repos.nonces import NonceRepo
 from certplane.server.storage.repos.orders import AuthzRepo, OrderRepo
 from certplane.server.storage.scope import TenantScope
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 
 class TenantTx:

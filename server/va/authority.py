@@ -53,7 +53,11 @@ class ValidationAuthority:
         except AcmeProblem as failure:
             return ValidationResult(False, failure, tuple(records))
         except Exception:
-            log.exception("unexpected error during %s validation", req.challenge_type)
+            log.exception(
+                "unexpected error during %s validation of %s",
+                req.challenge_type,
+                req.identifier.value,
+            )
             detail = f"unexpected error during {req.challenge_type} validation"
             problem = AcmeProblem(ProblemType.CONNECTION, detail)
             return ValidationResult(False, problem, tuple(records))
@@ -82,7 +86,7 @@ class ValidationAuthority:
             detail = f"DNS problem: timeout while checking CAA for {identifier.base_domain}"
             return AcmeProblem(ProblemType.DNS, detail)
         except Exception:
-            log.exception("unexpected error while checking CAA")
+            log.exception("unexpected error while checking CAA for %s", identifier.value)
             return AcmeProblem(ProblemType.DNS, "unexpected error while checking CAA")
 
     async def _run_challenge(self, req: ValidationRequest, records: list[ValidationRecord]) -> None:
@@ -91,12 +95,13 @@ class ValidationAuthority:
             async with asyncio.timeout(self._policy.timeout_seconds):
                 await self._dispatch(req, records)
         except TimeoutError as exc:
-            kind = ProblemType.DNS if req.challenge_type is ChallengeType.DNS_01 else None
+            dns01 = req.challenge_type is ChallengeType.DNS_01
+            kind = ProblemType.DNS if dns01 else ProblemType.CONNECTION
             detail = (
                 f"Timeout after {self._policy.timeout_seconds:g} s during "
                 f"{req.challenge_type} validation"
             )
-            raise AcmeProblem(kind or ProblemType.CONNECTION, detail) from exc
+            raise AcmeProblem(kind, detail) from exc
 
     async def _dispatch(self, req: ValidationRequest, records: list[ValidationRecord]) -> None:
         resolver, policy, ident = self._resolver, self._policy, req.identifier

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 
 import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
+from yarl import URL
+
 from certplane.server.errors import AcmeProblem, ProblemType
 from certplane.server.va.api import IPAddress, NetworkPolicy, Resolver, ValidationRecord
 from certplane.server.va.targets import (
@@ -27,7 +29,6 @@ from certplane.server.va.targets import (
     parse_ip,
     resolve_target,
 )
-from yarl import URL
 
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 USER_AGENT = "certplane-va (+RFC 8555 §8.3)"

@@ -15,10 +15,11 @@ import dns.exception
 import dns.name
 import dns.nameserver
 import dns.resolver
-from certplane.server.va.api import CAARecord, DnsError, IPAddress, NetworkPolicy
 from dns.rdata import Rdata
 from dns.rdtypes.ANY.CAA import CAA
 from dns.rdtypes.ANY.TXT import TXT
+
+from certplane.server.va.api import CAARecord, DnsError, IPAddress, NetworkPolicy
 
 
 class DnsResolver:

@@ -41,7 +41,6 @@ class DialTarget:
     """A host and the addresses the VA may connect to for it, in dialing order."""
 
     host: str
-    resolved: tuple[IPAddress, ...]
     dial_order: tuple[IPAddress, ...]
 
 
@@ -83,7 +82,7 @@ async def resolve_target(
     usable = [ip for ip in resolved if policy.is_allowed(ip)]
     if not usable:
         raise AcmeProblem(ProblemType.CONNECTION, _refusal_detail(host, resolved))
-    return DialTarget(host, resolved, _dial_order(usable))
+    return DialTarget(host, _dial_order(usable))
 
 
 async def _lookup(resolver: Resolver, host: str) -> tuple[IPAddress, ...]:

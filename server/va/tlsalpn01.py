@@ -16,12 +16,13 @@ import hmac
 import ssl
 from ipaddress import ip_address
 
+from cryptography import x509
+from cryptography.x509.oid import ObjectIdentifier
+
 from certplane.server.errors import AcmeProblem, ProblemType
 from certplane.server.model import Identifier, IdentifierType
 from certplane.server.va.api import IPAddress, NetworkPolicy, Resolver, ValidationRecord
 from certplane.server.va.targets import DialError, dial, new_record, resolve_target
-from cryptography import x509
-from cryptography.x509.oid import ObjectIdentifier
 
 ACME_TLS_1 = "acme-tls/1"
 # id-pe-acmeIdentifier (RFC 8737 §6.1).

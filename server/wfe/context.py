@@ -6,6 +6,7 @@ import random
 from dataclasses import dataclass
 
 from aiohttp import web
+
 from certplane.server.clock import Clock
 from certplane.server.config import Config
 from certplane.server.model import Tenant
@@ -48,7 +49,7 @@ class TenantContext:
     links: Links
 
 
-TENANT = web.RequestKey("tenant", "TenantContext")
+TENANT = web.RequestKey("tenant", TenantContext)
 
 
 def services(request: web.Request) -> Services:

@@ -34,12 +34,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, cast
 
-from certplane.policy.keys import RSA_MAX_BITS, RSA_MAX_EXPONENT_BITS
-from certplane.server.errors import AcmeProblem, ProblemType, malformed, unauthorized
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+
+from certplane.policy.keys import RSA_MAX_BITS, RSA_MAX_EXPONENT_BITS
+from certplane.server.errors import AcmeProblem, ProblemType, malformed, unauthorized
 
 PublicKey = ec.EllipticCurvePublicKey | rsa.RSAPublicKey | ed25519.Ed25519PublicKey
 
@@ -171,8 +172,8 @@ class ParsedJws:
         return cast("str | None", self.protected.get("nonce"))
 
     @property
-    def url(self) -> str:
-        return cast(str, self.protected["url"])
+    def url(self) -> str | None:
+        return cast("str | None", self.protected.get("url"))
 
 
 def parse_jws(body: bytes, *, max_bytes: int = MAX_JWS_BYTES) -> ParsedJws:

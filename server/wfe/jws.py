@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
+
 from certplane.server.errors import AcmeProblem, ProblemType, malformed
 from certplane.server.model import Account, AccountStatus
 from certplane.server.storage.uow import TenantTx

@@ -10,6 +10,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
+
 from certplane.ca.errors import CAError
 from certplane.server.errors import AcmeProblem, ProblemType, malformed, not_found
 from certplane.server.storage.scope import TenantScope
@@ -95,7 +96,7 @@ async def _render_errors(
 @web.middleware
 async def tenant_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Resolve ``/acme/{tenant}/…`` to the tenant's scope; an unknown tenant is a 404."""
-    slug = request.match_info.get("tenant")
+    slug = request.match_info.get("tenant") or _slug_from_path(request.path)
     if slug is None:
         return await handler(request)
     svc = services(request)
@@ -106,6 +107,12 @@ async def tenant_middleware(request: web.Request, handler: Handler) -> web.Strea
     links = Links(svc.config.server.base_url, tenant.slug)
     request[TENANT] = TenantContext(tenant, TenantScope(tenant.id, tenant.slug), links)
     return await handler(request)
+
+
+def _slug_from_path(path: str) -> str | None:
+    """The tenant of an unrouted ``/acme/{tenant}/…`` path, so its 404 carries a nonce too."""
+    parts = path.split("/")
+    return parts[2] if len(parts) > 3 and parts[1] == "acme" and parts[2] else None
 
 
 async def _decorate(request: web.Request, response: web.StreamResponse) -> None:

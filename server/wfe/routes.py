@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from aiohttp import web
+
 from certplane.server.wfe.handlers import account, authz, certificate, directory, order
 
 T = "/acme/{tenant}"

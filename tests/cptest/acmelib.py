@@ -24,7 +24,9 @@ def new_client(directory_url: str, key: jose.JWK | None = None) -> client.Client
     return client.ClientV2(directory, net)
 
 
-def register(acme: client.ClientV2, eab: NewEab | None, email: str = "ops@example.com") -> messages.RegistrationResource:
+def register(
+    acme: client.ClientV2, eab: NewEab | None, email: str = "ops@example.com"
+) -> messages.RegistrationResource:
     binding = None
     if eab is not None:
         binding = messages.ExternalAccountBinding.from_data(

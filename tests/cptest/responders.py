@@ -16,7 +16,9 @@ class Http01Responder:
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 prefix = "/.well-known/acme-challenge/"
-                body = tokens.get(self.path[len(prefix) :]) if self.path.startswith(prefix) else None
+                body = (
+                    tokens.get(self.path[len(prefix) :]) if self.path.startswith(prefix) else None
+                )
                 self.send_response(200 if body is not None else 404)
                 self.end_headers()
                 self.wfile.write((body or "not found").encode())

@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from certplane.ca.keys.envelope import MasterKey
 from certplane.ca.keys.software import SoftwareKeyStore
-from certplane.server.app import SERVICES, WORKER, create_app
+from certplane.server.app import DATABASE, SERVICES, WORKER, create_app
 from certplane.server.clock import Clock, SystemClock
 from certplane.server.config import (
     AcmeConfig,
@@ -32,6 +32,8 @@ from certplane.server.storage.db import Database
 from certplane.server.storage.migrate import upgrade
 from certplane.server.storage.uow import UnitOfWork
 from cptest.net import free_port
+from cptest.secrets import remember
+from cptest.sqlguard import TenantSqlGuard
 
 
 def make_config(
@@ -52,7 +54,10 @@ def make_config(
         ),
         database=DatabaseConfig(url=db_url),
         keystore=KeystoreConfig(master_key_file="master.key"),
-        acme=acme or AcmeConfig(caa_identities=("certplane.test",), finalize_deadline_seconds=5),
+        acme=acme
+        or AcmeConfig(
+            caa_identities=("certplane.test",), finalize_deadline_seconds=5, orders_page_size=2
+        ),
         validation=ValidationConfig(
             allowed_networks=("127.0.0.0/8", "::1/128"),
             http01_port=http01_port,
@@ -78,20 +83,34 @@ class Platform:
 
 
 async def _provision(config: Config, tenants: dict[str, bool]) -> Platform:
-    MasterKey.generate().write_master_key_file(config.data_path("master.key"))
+    master_key = MasterKey.generate()
+    remember(master_key.material)
+    master_key.write_master_key_file(config.data_path("master.key"))
     db = Database(config.database.url)
     try:
         await upgrade(db.engine)
         master = MasterKey.from_file(config.data_path("master.key"))
-        prov = Provisioner(UnitOfWork(db), SoftwareKeyStore(master), master, config.ca, SystemClock())
+        prov = Provisioner(
+            UnitOfWork(db), SoftwareKeyStore(master), master, config.ca, SystemClock()
+        )
         root = await prov.init_platform_ca()
         platform = Platform(config, root_pem=root.public_bytes(Encoding.PEM))
         for slug, eab_required in tenants.items():
             await prov.create_tenant(slug, slug.title(), eab_required=eab_required)
             platform.eab[slug] = await prov.create_eab(slug, "test")
+            remember(platform.eab[slug].hmac_key)
         return platform
     finally:
         await db.dispose()
+
+
+class RecordingProvisioner(Provisioner):
+    """Remembers every EAB HMAC key it creates, for the log scan."""
+
+    async def create_eab(self, slug: str, label: str = "") -> NewEab:
+        key = await super().create_eab(slug, label)
+        remember(key.hmac_key)
+        return key
 
 
 class ServerThread:
@@ -104,6 +123,7 @@ class ServerThread:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._runner: web.AppRunner | None = None
+        self.sql_guard = TenantSqlGuard()
         self.app: web.Application | None = None
 
     def call(self, fn: Callable[[], Any]) -> Any:
@@ -118,6 +138,7 @@ class ServerThread:
 
     async def _start(self) -> None:
         self.app = create_app(self.config, clock=self._clock, resolver=self._resolver)
+        self.sql_guard.install(self.app[DATABASE].engine)
         self._runner = web.AppRunner(self.app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", self.config.server.listen_port)
@@ -127,6 +148,15 @@ class ServerThread:
         """Wait until every background validation and issuance task has finished."""
         assert self.app is not None
         self.call(self.app[SERVICES].tasks.drain)
+
+    def provisioner(self) -> Provisioner:
+        """The control plane over the running server's database (call it through ``call``)."""
+        assert self.app is not None
+        services = self.app[SERVICES]
+        master = MasterKey.from_file(self.config.data_path("master.key"))
+        return RecordingProvisioner(
+            services.uow, SoftwareKeyStore(master), master, self.config.ca, services.clock
+        )
 
     def run_worker_once(self) -> int:
         assert self.app is not None

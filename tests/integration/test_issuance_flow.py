@@ -5,10 +5,9 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 import pytest
-from acme import challenges, errors, messages
-from cryptography import x509
-
+from acme import challenges, errors
 from cptest.acmelib import csr_for, new_client, register
+from cryptography import x509
 
 
 def _answer_http01(acme, order, responder):

@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 
 from alembic import context
-from certplane.server.storage.tables import metadata
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
+
+from certplane.server.storage.tables import metadata
 
 
 def _run(connection: Connection) -> None:

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from certplane.server.storage.scope import TenantScope
 from sqlalchemy import Delete, Select, Table, Update, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
+
+from certplane.server.storage.scope import TenantScope
 
 
 class ScopedRepo:
@@ -50,4 +51,4 @@ class ScopedRepo:
 
     async def _write(self, stmt: Update | Delete) -> int:
         result = await self._conn.execute(stmt)
-        return int(result.rowcount)  # type: ignore[attr-defined]
+        return int(result.rowcount)

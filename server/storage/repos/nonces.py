@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from sqlalchemy.dialects import postgresql, sqlite
+
 from certplane.server.storage import tables as t
 from certplane.server.storage.repos.base import ScopedRepo
-from sqlalchemy.dialects import postgresql, sqlite
 
 
 class NonceRepo(ScopedRepo):
@@ -19,4 +20,4 @@ class NonceRepo(ScopedRepo):
         module = postgresql if dialect == "postgresql" else sqlite
         stmt = module.insert(t.used_nonces).values(**values).on_conflict_do_nothing()
         result = await self._conn.execute(stmt)
-        return int(result.rowcount) == 1  # type: ignore[attr-defined]
+        return int(result.rowcount) == 1

@@ -6,6 +6,8 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import or_
+
 from certplane.server.model import (
     Authorization,
     AuthzStatus,
@@ -20,7 +22,6 @@ from certplane.server.model import (
 from certplane.server.storage import tables as t
 from certplane.server.storage.repos.base import ScopedRepo
 from certplane.server.storage.scope import new_id
-from sqlalchemy import or_
 
 
 def identifiers_from_json(raw: Sequence[Mapping[str, str]]) -> tuple[Identifier, ...]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from aiohttp import web
+
 from certplane.policy.keys import WeakKeyError, check_account_key
 from certplane.server.errors import AcmeProblem, ProblemType, malformed, not_found
 from certplane.server.ra.accounts import EabClaim, NewAccountRequest
@@ -95,7 +96,7 @@ async def account_orders(request: web.Request) -> web.Response:
     ids, next_cursor = await svc.orders.list_orders(
         ctx.scope, current, cursor, svc.config.acme.orders_page_size
     )
-    links = ()
+    links: tuple[str, ...] = ()
     if next_cursor is not None:
         links = (f'<{ctx.links.account_orders(current.id, next_cursor)}>;rel="next"',)
     return acme_json({"orders": [ctx.links.order(i) for i in ids]}, links=links)

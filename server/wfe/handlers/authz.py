@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from aiohttp import web
+
 from certplane.server.errors import malformed
 from certplane.server.wfe.context import services, tenant_context
 from certplane.server.wfe.handlers.common import acme_json

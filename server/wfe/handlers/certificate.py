@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from aiohttp import web
+
 from certplane.server.errors import malformed, not_found
 from certplane.server.model import CertificateStatus
 from certplane.server.wfe.context import services, tenant_context

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from aiohttp import web
+
 from certplane.server.wfe.context import services, tenant_context
 from certplane.server.wfe.handlers.common import acme_json
 

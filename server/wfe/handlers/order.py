@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from aiohttp import web
+
 from certplane.server.errors import malformed
 from certplane.server.model import OrderStatus
 from certplane.server.ra.orders import OrderState

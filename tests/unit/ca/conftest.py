@@ -11,6 +11,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
 from certplane.ca.api import IssuanceRequest, new_serial
 from certplane.ca.hierarchy import create_intermediate, create_root
 from certplane.ca.keys.api import KeyAlgorithm, KeyStore, SigningKey
@@ -18,9 +22,6 @@ from certplane.ca.keys.envelope import MasterKey
 from certplane.ca.keys.software import SoftwareKeyStore, generate_private_key
 from certplane.ca.local import LocalIssuer
 from certplane.ca.profiles import DEFAULT_PROFILES
-from cryptography import x509
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
 
 CRL_URL = "http://crl.certplane.test/int.crl"
 CA_ISSUERS_URL = "http://certs.certplane.test/int.der"

@@ -8,10 +8,11 @@ import stat
 from pathlib import Path
 
 import pytest
-from certplane.ca.keys.envelope import MasterKey, open_sealed, seal, sealed_key_id
-from certplane.ca.keys.errors import ContextMismatchError, KeystoreError, MasterKeyError
 from hypothesis import given
 from hypothesis import strategies as st
+
+from certplane.ca.keys.envelope import MasterKey, open_sealed, seal, sealed_key_id
+from certplane.ca.keys.errors import ContextMismatchError, KeystoreError, MasterKeyError
 
 CONTEXT = b"certplane-test:tenant:a"
 PLAINTEXT = b"-----secret EAB HMAC key or PKCS#8-----"

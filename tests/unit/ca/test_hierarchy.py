@@ -8,6 +8,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
 from certplane.ca.api import IssuanceRefused
 from certplane.ca.hierarchy import (
     CA_BACKDATE,
@@ -15,9 +19,6 @@ from certplane.ca.hierarchy import (
     create_root,
     create_tls_server_certificate,
 )
-from cryptography import x509
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 Verify = Callable[..., Any]
 

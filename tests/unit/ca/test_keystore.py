@@ -5,6 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+
 from certplane.ca.keys.api import (
     KeyAlgorithm,
     KeyBindingError,
@@ -21,8 +24,6 @@ from certplane.ca.keys.api import (
 )
 from certplane.ca.keys.envelope import MasterKey
 from certplane.ca.keys.software import SoftwareKeyStore
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
 TENANT_A = tenant_binding("0f3a9c")
 TENANT_B = tenant_binding("77e1d2")

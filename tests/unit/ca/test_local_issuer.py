@@ -8,16 +8,17 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa, x25519
+from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, NameOID
+
 from certplane.ca.api import CAError, IssuanceRefused, IssuanceRequest, Issued
 from certplane.ca.keys.api import KeyAlgorithm, tenant_binding
 from certplane.ca.keys.envelope import MasterKey
 from certplane.ca.keys.software import SoftwareKeyStore
 from certplane.ca.local import LocalIssuer
 from certplane.ca.profiles import DEFAULT_PROFILES, Profile
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa, x25519
-from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, NameOID
 
 CRL_URL = "http://crl.certplane.test/int.crl"
 CA_ISSUERS_URL = "http://certs.certplane.test/int.der"

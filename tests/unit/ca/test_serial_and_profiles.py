@@ -7,14 +7,15 @@ import sys
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from certplane.ca.api import SERIAL_BITS, new_serial
-from certplane.ca.profiles import DEFAULT_PROFILES, Profile
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID
 from hypothesis import given
 from hypothesis import strategies as st
+
+from certplane.ca.api import SERIAL_BITS, new_serial
+from certplane.ca.profiles import DEFAULT_PROFILES, Profile
 
 SAMPLES = [new_serial() for _ in range(2000)]
 

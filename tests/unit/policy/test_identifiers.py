@@ -1,4 +1,4 @@
-"""parse_identifiers: every well-formedness rule, positive and negative (RFC 8555 §7.4, RFC 8738)."""
+"""parse_identifiers: every well-formedness rule, accepted and refused (RFC 8555 §7.4, RFC 8738)."""
 
 from __future__ import annotations
 
@@ -242,8 +242,9 @@ def test_rejections_exception_message_counts():
 
 _LABEL = st.from_regex(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,8}[A-Za-z0-9])?", fullmatch=True)
 _DNS_VALUES = st.builds(
-    lambda wildcard, labels, tld, dot: ("*." if wildcard else "") + ".".join([*labels, tld])
-    + ("." if dot else ""),
+    lambda wildcard, labels, tld, dot: (
+        ("*." if wildcard else "") + ".".join([*labels, tld]) + ("." if dot else "")
+    ),
     st.booleans(),
     st.lists(_LABEL, min_size=1, max_size=4),
     st.from_regex(r"[A-Za-z][A-Za-z0-9]{0,5}", fullmatch=True),

@@ -68,9 +68,21 @@ DENY_ZONE = NamePolicy(denied_suffixes=("example.org", "a.example.net"))
 @pytest.mark.parametrize(
     ("policy", "ident", "detail"),
     [
-        (DENY_SUBDOMAINS, dns("a.example.net"), "denied by rule denied_suffixes[0] ('.example.net')"),
-        (DENY_SUBDOMAINS, dns("b.a.example.net"), "denied by rule denied_suffixes[0] ('.example.net')"),
-        (DENY_SUBDOMAINS, dns("*.example.net"), "denied by rule denied_suffixes[0] ('.example.net')"),
+        (
+            DENY_SUBDOMAINS,
+            dns("a.example.net"),
+            "denied by rule denied_suffixes[0] ('.example.net')",
+        ),
+        (
+            DENY_SUBDOMAINS,
+            dns("b.a.example.net"),
+            "denied by rule denied_suffixes[0] ('.example.net')",
+        ),
+        (
+            DENY_SUBDOMAINS,
+            dns("*.example.net"),
+            "denied by rule denied_suffixes[0] ('.example.net')",
+        ),
         (DENY_SUBDOMAINS, dns("example.net"), None),
         (DENY_SUBDOMAINS, dns("badexample.net"), None),
         (DENY_SUBDOMAINS, dns("example.net.example.com"), None),
@@ -134,7 +146,10 @@ def test_reserved_names_win_over_an_allow_list():
 
 def test_deny_list_is_checked_before_allow_list():
     policy = NamePolicy(allowed_suffixes=("example.com",), denied_suffixes=(".example.com",))
-    assert refusal(policy, dns("a.example.com")) == "denied by rule denied_suffixes[0] ('.example.com')"
+    assert (
+        refusal(policy, dns("a.example.com"))
+        == "denied by rule denied_suffixes[0] ('.example.com')"
+    )
     assert refusal(policy, dns("example.com")) is None
 
 
@@ -165,12 +180,21 @@ NETS = NamePolicy(
         (NamePolicy(allow_ip=False), dns("example.com"), None),
         (NETS, ip("192.0.2.200"), None),
         (NETS, ip("2001:db8::1"), None),
-        (NETS, ip("198.51.100.1"), "denied by rule allowed_ip_networks (no network contains "
-         "the address)"),
-        (NETS, ip("2001:db9::1"), "denied by rule allowed_ip_networks (no network contains "
-         "the address)"),
-        (NamePolicy(allowed_ip_networks=()), ip("192.0.2.1"), "denied by rule "
-         "allowed_ip_networks (no network contains the address)"),
+        (
+            NETS,
+            ip("198.51.100.1"),
+            "denied by rule allowed_ip_networks (no network contains the address)",
+        ),
+        (
+            NETS,
+            ip("2001:db9::1"),
+            "denied by rule allowed_ip_networks (no network contains the address)",
+        ),
+        (
+            NamePolicy(allowed_ip_networks=()),
+            ip("192.0.2.1"),
+            "denied by rule allowed_ip_networks (no network contains the address)",
+        ),
     ],
 )
 def test_ip_rules(policy: NamePolicy, ident: Identifier, detail: str | None):
@@ -181,11 +205,17 @@ def test_check_reports_every_refused_identifier():
     policy = NamePolicy(denied_suffixes=("example.net",), allow_ip=False)
     idents = [dns("ok.example.com"), dns("a.example.net"), ip("192.0.2.1"), dns("x.invalid")]
     assert policy.check(idents) == [
-        Rejection(idents[1].to_json(), RejectionKind.REJECTED,
-                  "denied by rule denied_suffixes[0] ('example.net')"),
+        Rejection(
+            idents[1].to_json(),
+            RejectionKind.REJECTED,
+            "denied by rule denied_suffixes[0] ('example.net')",
+        ),
         Rejection(idents[2].to_json(), RejectionKind.REJECTED, "denied by rule allow_ip (false)"),
-        Rejection(idents[3].to_json(), RejectionKind.REJECTED,
-                  "denied by rule reserved_suffixes[0] ('.invalid')"),
+        Rejection(
+            idents[3].to_json(),
+            RejectionKind.REJECTED,
+            "denied by rule reserved_suffixes[0] ('.invalid')",
+        ),
     ]
 
 

@@ -17,11 +17,12 @@ from pathlib import Path
 
 import pytest
 from aiohttp import web
-from certplane.server.va.api import CAARecord, DnsError, IPAddress
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID, ObjectIdentifier
+
+from certplane.server.va.api import CAARecord, DnsError, IPAddress
 
 TOKEN = "evaGxfADs6pSRb2LAv9IZf17Dt3juxGJ-PCt92wr-oA"
 THUMBPRINT = "nP1qzpXGymHBrUEepNY9HCsQk7K8KhOypzEY0zFx6hc"

@@ -3,6 +3,7 @@
 import logging
 
 import pytest
+
 from certplane.server.errors import ProblemType
 from certplane.server.model import ChallengeType, Identifier, IdentifierType
 from certplane.server.va import NetworkPolicy, ValidationAuthority, ValidationRequest
@@ -64,10 +65,3 @@ async def test_unexpected_caa_error_is_a_dns_problem():
     problem = await va.check_caa(ident, "https://ca.test/a/1", ChallengeType.DNS_01, ("ca.test",))
     assert problem.type is ProblemType.DNS
     assert "secret" not in problem.detail
-
-
-def test_problem_documents_are_json_ready():
-    from certplane.server.errors import AcmeProblem
-
-    doc = AcmeProblem(ProblemType.CONNECTION, "x").to_json()
-    assert doc == {"type": "urn:ietf:params:acme:error:connection", "detail": "x", "status": 400}

@@ -1,6 +1,7 @@
 """CAA (RFC 8659) with account and method binding (RFC 8657), over scripted DNS answers."""
 
 import pytest
+
 from certplane.server.errors import ProblemType
 from certplane.server.model import ChallengeType, Identifier, IdentifierType
 from certplane.server.va import CAARecord, NetworkPolicy, ValidationAuthority, ValidationRequest

@@ -5,6 +5,7 @@ import time
 from ipaddress import ip_network
 
 import pytest
+
 from certplane.server.errors import ProblemType
 from certplane.server.model import ChallengeType, Identifier, IdentifierType
 from certplane.server.va import NetworkPolicy, ValidationAuthority, ValidationRequest

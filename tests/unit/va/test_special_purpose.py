@@ -1,6 +1,7 @@
 from ipaddress import ip_address, ip_network
 
 import pytest
+
 from certplane.server.va.api import NetworkPolicy
 from certplane.server.va.special_purpose import (
     IPV4_SPECIAL_PURPOSE,

@@ -4,10 +4,11 @@ import asyncio
 from ipaddress import ip_address, ip_network
 
 import pytest
+from cryptography import x509
+
 from certplane.server.errors import ProblemType
 from certplane.server.model import ChallengeType, Identifier, IdentifierType
 from certplane.server.va import NetworkPolicy, ValidationAuthority, ValidationRequest
-from cryptography import x509
 
 TOKEN = "evaGxfADs6pSRb2LAv9IZf17Dt3juxGJ-PCt92wr-oA"
 KEY_AUTHZ = f"{TOKEN}.nP1qzpXGymHBrUEepNY9HCsQk7K8KhOypzEY0zFx6hc"

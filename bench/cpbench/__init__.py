@@ -1,0 +1,1 @@
+"""Helpers for the issuance benchmark (bench/issuance.py): client, responder, targets, report."""

@@ -1,0 +1,136 @@
+"""Child processes on loopback: start, CPU accounting from /proc, and a guaranteed stop.
+
+Every process the benchmark starts is registered here and stopped by its own pid (terminate,
+then kill) when the benchmark ends, however it ends.
+"""
+
+from __future__ import annotations
+
+import atexit
+import datetime
+import ipaddress
+import os
+import socket
+import subprocess
+from collections.abc import Sequence
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+STOP_GRACE_SECONDS = 5.0
+
+_started: list[subprocess.Popen[bytes]] = []
+
+
+def free_port(*, udp_too: bool = False) -> int:
+    """A loopback port free for TCP (and UDP when asked) right now; bounded attempts."""
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
+            tcp.bind(("127.0.0.1", 0))
+            port = int(tcp.getsockname()[1])
+            if not udp_too or _udp_free(port):
+                return port
+    raise RuntimeError("no free loopback port found in 50 attempts")
+
+
+def _udp_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+        try:
+            udp.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def spawn(argv: Sequence[str], log: Path, *, cwd: Path, env: dict[str, str] | None = None):
+    """Start ``argv`` with stdout and stderr appended to ``log``; registered for stop_all."""
+    with log.open("ab") as out:
+        proc = subprocess.Popen(
+            list(argv),
+            cwd=cwd,
+            env={**os.environ, **(env or {})},
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    _started.append(proc)
+    return proc
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    """Terminate by pid, kill after a grace period; idempotent."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(STOP_GRACE_SECONDS)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(STOP_GRACE_SECONDS)
+    if proc in _started:
+        _started.remove(proc)
+
+
+@atexit.register
+def stop_all() -> None:
+    for proc in list(_started):
+        stop(proc)
+
+
+def cpu_ticks(pid: int) -> int:
+    """utime + stime of the whole thread group, plus reaped children (/proc/<pid>/stat)."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    fields = stat[stat.rindex(")") + 2 :].split()
+    # fields[0] is field 3 (state): utime=14, stime=15, cutime=16, cstime=17.
+    return sum(int(fields[i]) for i in (11, 12, 13, 14))
+
+
+def thread_ticks(pid: int) -> dict[str, int]:
+    """utime + stime per live thread, summed by thread name (/proc/<pid>/task/*/stat)."""
+    totals: dict[str, int] = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            stat = (task / "stat").read_text()
+        except OSError:  # the thread ended meanwhile
+            continue
+        name = stat[stat.index("(") + 1 : stat.rindex(")")]
+        fields = stat[stat.rindex(")") + 2 :].split()
+        totals[name] = totals.get(name, 0) + int(fields[11]) + int(fields[12])
+    return totals
+
+
+def ticks_to_ms(ticks: int) -> float:
+    return ticks * 1000.0 / CLK_TCK
+
+
+def self_signed(directory: Path) -> tuple[Path, Path]:
+    """A loopback TLS certificate (127.0.0.1, localhost) for a target's HTTPS listener."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "bench loopback")])
+    now = datetime.datetime.now(datetime.UTC)
+    san = [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName(san), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = directory / "tls.crt", directory / "tls.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path

@@ -1,0 +1,207 @@
+"""The servers under test, each started fresh on free loopback ports as separate processes.
+
+certplane: a data dir provisioned with the test helpers (tests/cptest/server.py), SQLite, the
+config written as TOML, ``certplane --config FILE serve``.
+Pebble: ``pebble -config FILE -dnsserver 127.0.0.1:P`` with a pebble-challtestsrv that answers
+every A query with 127.0.0.1 (no AAAA, no challenge listeners of its own).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import signal
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cpbench.client import Transport
+from cpbench.procs import cpu_ticks, free_port, self_signed, spawn, stop
+
+READY_SECONDS = 30.0
+TENANT = "open"
+VENV_BIN = Path(__file__).resolve().parents[2] / ".venv" / "bin"
+
+
+@dataclass
+class Running:
+    """A started target: the server whose CPU is measured, and its helper processes."""
+
+    name: str
+    directory_url: str
+    server: subprocess.Popen[bytes]
+    log: Path
+    workdir: Path
+    helpers: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    detail: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def pid(self) -> int:
+        return self.server.pid
+
+    def cpu_ticks(self) -> int:
+        return cpu_ticks(self.server.pid)
+
+    def helper_ticks(self) -> int:
+        return sum(cpu_ticks(p.pid) for p in self.helpers)
+
+    def alive(self) -> bool:
+        return self.server.poll() is None and all(p.poll() is None for p in self.helpers)
+
+    def stop(self) -> None:
+        for proc in (self.server, *self.helpers):
+            stop(proc)
+
+    def log_tail(self, lines: int = 20) -> str:
+        text = self.log.read_text(errors="replace") if self.log.exists() else ""
+        return "\n".join(text.splitlines()[-lines:])
+
+
+async def wait_ready(transport: Transport, running: Running) -> dict[str, Any]:
+    """GET the directory until it answers 200 (bounded); the directory document."""
+    deadline = time.monotonic() + READY_SECONDS
+    while time.monotonic() < deadline:
+        if not running.alive():
+            raise RuntimeError(f"{running.name} exited during start:\n{running.log_tail()}")
+        try:
+            reply = await transport.request("GET", running.directory_url, "directory")
+            if reply.status == 200:
+                return reply.json()
+        except OSError:
+            pass
+        await asyncio.sleep(0.1)
+    raise RuntimeError(f"{running.name} not ready after {READY_SECONDS:g} s:\n{running.log_tail()}")
+
+
+# ---------------------------------------------------------------- certplane
+
+
+def certplane_config(workdir: Path, http01_port: int, *, tls: bool) -> Any:
+    """A `Config` from the test helpers, provisioned (tenant ``open``, EAB off)."""
+    from cptest.server import make_config, provision
+
+    config = make_config(
+        workdir, f"sqlite+aiosqlite:///{workdir}/certplane.db", http01_port=http01_port
+    )
+    port = free_port()
+    scheme = "https" if tls else "http"
+    server = dataclasses.replace(
+        config.server,
+        listen_host="127.0.0.1",
+        listen_port=port,
+        base_url=f"{scheme}://127.0.0.1:{port}",
+    )
+    if tls:
+        cert, key = self_signed(workdir)
+        server = dataclasses.replace(server, tls_cert_file=str(cert), tls_key_file=str(key))
+    validation = dataclasses.replace(
+        config.validation,
+        allowed_networks=("127.0.0.0/8",),
+        http01_port=http01_port,
+        localhost_names=True,
+    )
+    config = dataclasses.replace(config, server=server, validation=validation)
+    provision(config, {TENANT: False})
+    return config
+
+
+def to_toml(values: dict[str, Any]) -> str:
+    """The subset of TOML a `Config` needs: scalars, string lists, one level of tables."""
+    top = [f"{k} = {_toml_value(v)}" for k, v in values.items() if not isinstance(v, dict)]
+    lines = [*top, ""]
+    for section, table in values.items():
+        if isinstance(table, dict):
+            lines.append(f"[{section}]")
+            lines += [f"{k} = {_toml_value(v)}" for k, v in table.items()]
+            lines.append("")
+    return "\n".join(lines)
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    raise TypeError(f"no TOML for {type(value).__name__}")
+
+
+def start_certplane(http01_port: int, *, tls: bool, log_level: str) -> Running:
+    workdir = Path(tempfile.mkdtemp(prefix="certplane-bench-"))
+    config = certplane_config(workdir, http01_port, tls=tls)
+    config = dataclasses.replace(config, log_level=log_level)
+    toml_path = workdir / "certplane.toml"
+    toml_path.write_text(to_toml(dataclasses.asdict(config)))
+    log = workdir / "server.log"
+    proc = spawn(
+        [str(VENV_BIN / "certplane"), "--config", str(toml_path), "serve"], log, cwd=workdir
+    )
+    directory = f"{config.server.base_url}/acme/{TENANT}/directory"
+    detail = {"database": config.database.url, "tls": tls, "log_level": log_level}
+    return Running("certplane", directory, proc, log, workdir, detail=detail)
+
+
+# ---------------------------------------------------------------- Pebble
+
+
+PEBBLE_ENV = {"PEBBLE_VA_NOSLEEP": "1", "PEBBLE_WFE_NONCEREJECT": "0"}
+
+
+def start_pebble(http01_port: int) -> Running:
+    workdir = Path(tempfile.mkdtemp(prefix="pebble-bench-"))
+    log = workdir / "pebble.log"
+    dns_port = free_port(udp_too=True)
+    dns = spawn(
+        [
+            "pebble-challtestsrv",
+            "-defaultIPv4", "127.0.0.1",
+            "-defaultIPv6", "",
+            "-dns01", f"127.0.0.1:{dns_port}",
+            "-http01", "", "-https01", "", "-tlsalpn01", "",
+            "-management", f"127.0.0.1:{free_port()}",
+        ],
+        workdir / "challtestsrv.log",
+        cwd=workdir,
+    )  # fmt: skip
+    cert, key = self_signed(workdir)
+    port = free_port()
+    config = {
+        "pebble": {
+            "listenAddress": f"127.0.0.1:{port}",
+            "managementListenAddress": f"127.0.0.1:{free_port()}",
+            "certificate": str(cert),
+            "privateKey": str(key),
+            "httpPort": http01_port,
+            "tlsPort": free_port(),
+            "ocspResponderURL": "",
+            "externalAccountBindingRequired": False,
+        }
+    }
+    config_path = workdir / "pebble-config.json"
+    config_path.write_text(json.dumps(config, indent=2))
+    argv = ["pebble", "-config", str(config_path), "-dnsserver", f"127.0.0.1:{dns_port}"]
+    proc = spawn(argv, log, cwd=workdir, env=PEBBLE_ENV)
+    detail = {"env": PEBBLE_ENV, "dns": f"127.0.0.1:{dns_port}", "tls": True}
+    return Running("pebble", f"https://127.0.0.1:{port}/dir", proc, log, workdir, [dns], detail)
+
+
+def goroutine_dump(running: Running) -> str:
+    """SIGQUIT makes a Go program print every goroutine's stack and exit: the hang's evidence."""
+    if running.server.poll() is not None:
+        return ""
+    size = running.log.stat().st_size
+    running.server.send_signal(signal.SIGQUIT)
+    try:
+        running.server.wait(10)
+    except subprocess.TimeoutExpired:
+        pass
+    with running.log.open("rb") as fh:
+        fh.seek(size)
+        return fh.read().decode(errors="replace")

@@ -1,0 +1,216 @@
+"""The certbot 5 CLI as a subprocess, one home (config, work and logs dirs) per test.
+
+Every run is non-interactive (``-n --agree-tos``), names its own ``--config-dir``, ``--work-dir``
+and ``--logs-dir``, and talks to one tenant's directory URL. certbot's debug log holds every ACME
+request and response, so the server's answers (problem documents) can be read back from it.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import shlex
+import shutil
+import string
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
+
+CERTBOT = Path(sys.executable).parent / "certbot"
+EMAIL = "ops@example.com"
+TIMEOUT_SECONDS = 120
+MANAGEMENT_URL_ENV = "CHALLTESTSRV_URL"
+HOOK_RECORD_ENV = "CERTPLANE_HOOK_RECORD"
+_PROBLEM_TYPE = re.compile(r'"type": "(urn:ietf:params:acme:error:[A-Za-z]+)"')
+_EXCHANGE = re.compile(
+    r"Sending (GET|HEAD|POST) request to (\S+?)[.:]\n(?:.*\n)*?.*Received response:\nHTTP (\d{3})"
+)
+
+
+@dataclass(frozen=True)
+class CertbotRun:
+    """One finished certbot invocation: exit code, console output and its debug log."""
+
+    args: tuple[str, ...]
+    returncode: int
+    output: str
+    log: str
+
+    def problem_types(self) -> list[str]:
+        """Every ACME problem type the server answered with during this run, in order."""
+        return _PROBLEM_TYPE.findall(self.log)
+
+    def responses(self) -> list[tuple[str, str, int]]:
+        """(method, URL, HTTP status) of every request this run sent, in order."""
+        return [(m, url, int(status)) for m, url, status in _EXCHANGE.findall(self.log)]
+
+    def jws_headers(self, url: str) -> list[dict[str, Any]]:
+        """The protected header of every JWS this run POSTed to ``url``."""
+        pattern = rf'Sending POST request to {re.escape(url)}:\n{{\n  "protected": "([^"]+)"'
+        return [json.loads(_b64url(h)) for h in re.findall(pattern, self.log)]
+
+
+@dataclass(frozen=True)
+class Lineage:
+    """The files of ``live/{name}/``, parsed."""
+
+    cert: x509.Certificate
+    chain: list[x509.Certificate]
+    fullchain: list[x509.Certificate]
+    privkey: PrivateKeyTypes
+
+    def dns_names(self) -> list[str]:
+        san = self.cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        return sorted(san.get_values_for_type(x509.DNSName))
+
+
+class CertbotHome:
+    """A certbot installation of its own under ``root``, pointed at one directory URL."""
+
+    def __init__(self, root: Path, server: str, env: dict[str, str] | None = None) -> None:
+        self.root = root
+        self.server = server
+        self.config_dir = root / "config"
+        self.work_dir = root / "work"
+        self.logs_dir = root / "logs"
+        self._env = {**os.environ, **(env or {})}
+
+    def run(self, *args: str, email: str = EMAIL, check: bool = True) -> CertbotRun:
+        """``certbot {args}`` with the common flags; ``check`` asserts exit code 0."""
+        argv = (str(CERTBOT), *args, *self._common_flags(email))
+        proc = subprocess.run(
+            argv,
+            env=self._env,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT_SECONDS,
+            check=False,
+        )
+        result = CertbotRun(argv, proc.returncode, proc.stdout + proc.stderr, self._last_log())
+        if check:
+            assert result.returncode == 0, f"certbot {' '.join(args)} failed:\n{result.output}"
+        return result
+
+    def _common_flags(self, email: str) -> tuple[str, ...]:
+        return (
+            "-n",
+            "--agree-tos",
+            "-m", email,
+            "--server", self.server,
+            "--config-dir", str(self.config_dir),
+            "--work-dir", str(self.work_dir),
+            "--logs-dir", str(self.logs_dir),
+        )  # fmt: skip
+
+    def _last_log(self) -> str:
+        """certbot rotates its log at start, so ``letsencrypt.log`` is the last run's."""
+        path = self.logs_dir / "letsencrypt.log"
+        return path.read_text() if path.exists() else ""
+
+    def account_dirs(self) -> list[Path]:
+        """``accounts/{host:port}/{path}/{account id}/`` for this home's server."""
+        host_path = self.server.split("://", 1)[1]
+        base = self.config_dir / "accounts" / host_path
+        return sorted(p for p in base.iterdir() if p.is_dir()) if base.exists() else []
+
+    def account(self) -> dict[str, Any]:
+        """The one account's ``regr.json`` plus its id; fails unless exactly one exists."""
+        (account_dir,) = self.account_dirs()
+        files = {p.name for p in account_dir.iterdir()}
+        assert files == {"meta.json", "private_key.json", "regr.json"}, files
+        regr = json.loads((account_dir / "regr.json").read_text())
+        return {"id": account_dir.name, **regr}
+
+    def adopt_accounts(self, other: CertbotHome) -> None:
+        """Copy ``other``'s accounts here, so this home orders as that account."""
+        shutil.copytree(other.config_dir / "accounts", self.config_dir / "accounts")
+
+    def live(self, name: str) -> Path:
+        return self.config_dir / "live" / name
+
+    def lineage(self, name: str) -> Lineage:
+        live = self.live(name)
+        privkey = serialization.load_pem_private_key((live / "privkey.pem").read_bytes(), None)
+        return Lineage(
+            cert=x509.load_pem_x509_certificate((live / "cert.pem").read_bytes()),
+            chain=x509.load_pem_x509_certificates((live / "chain.pem").read_bytes()),
+            fullchain=x509.load_pem_x509_certificates((live / "fullchain.pem").read_bytes()),
+            privkey=privkey,
+        )
+
+
+_HOOK = string.Template(
+    """\
+# certbot --manual-$kind-hook for dns-01: the management API of pebble-challtestsrv.
+import json, os, urllib.request
+
+
+def post(path, body):
+    url = os.environ["$url_env"] + path
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST")
+    urllib.request.urlopen(request, timeout=10).read()
+
+
+domain = os.environ["CERTBOT_DOMAIN"]
+validation = os.environ.get("CERTBOT_VALIDATION", "")
+with open(os.environ["$record_env"], "a") as record:
+    record.write(json.dumps(["$kind", domain, validation]) + "\\n")
+$action
+"""
+)
+_HOOK_ACTIONS = {
+    "auth": 'post("/set-txt", {"host": f"_acme-challenge.{domain}.", "value": validation})',
+    "cleanup": 'post("/clear-txt", {"host": f"_acme-challenge.{domain}."})',
+}
+
+
+def write_dns_hooks(directory: Path) -> tuple[str, str]:
+    """Write the auth and cleanup hooks; return their commands for ``--manual-*-hook``.
+
+    The auth hook publishes ``$CERTBOT_VALIDATION`` as TXT at ``_acme-challenge.$CERTBOT_DOMAIN``
+    through challtestsrv's management API (its URL in ``$CHALLTESTSRV_URL``); the cleanup hook
+    clears it. Both append ``[kind, domain, validation]`` to ``$CERTPLANE_HOOK_RECORD``.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    commands = []
+    for kind, action in _HOOK_ACTIONS.items():
+        script = directory / f"{kind}_hook.py"
+        text = _HOOK.substitute(
+            kind=kind, action=action, url_env=MANAGEMENT_URL_ENV, record_env=HOOK_RECORD_ENV
+        )
+        script.write_text(text)
+        commands.append(f"{shlex.quote(sys.executable)} {shlex.quote(str(script))}")
+    return commands[0], commands[1]
+
+
+def listed_certificates(output: str) -> dict[str, dict[str, str]]:
+    """``certbot certificates`` as {certificate name: {field: value}}, e.g. "Serial Number"."""
+    listed: dict[str, dict[str, str]] = {}
+    current: dict[str, str] | None = None
+    for line in output.splitlines():
+        field, sep, value = line.strip().partition(": ")
+        if field == "Certificate Name":
+            current = listed.setdefault(value, {})
+        elif sep and current is not None:
+            current[field] = value
+    return listed
+
+
+def _b64url(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def hook_calls(record: Path) -> list[tuple[str, str, str]]:
+    """What the hooks recorded: (kind, domain, validation) per call, in order."""
+    if not record.exists():
+        return []
+    return [tuple(json.loads(line)) for line in record.read_text().splitlines()]
