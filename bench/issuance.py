@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import os
 import platform
@@ -77,6 +78,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--targets", type=_csv_targets, default=list(TARGETS))
     p.add_argument("--poll-ms", type=float, default=5.0, help="first poll delay (x1.5, cap 250)")
     p.add_argument("--profile", action="store_true", help="py-spy record certplane (slower)")
+    p.add_argument("--pyspy-flags", default="--nonblocking", help="extra py-spy record flags")
     p.add_argument("--certplane-tls", action="store_true", help="serve certplane over HTTPS")
     p.add_argument("--certplane-log-level", default="INFO")
     p.add_argument("--output", type=Path, default=HERE / "results" / "latest.json")
@@ -169,7 +171,7 @@ def metadata(args: argparse.Namespace, poll: PollPolicy) -> dict[str, Any]:
         "cpus": os.cpu_count(),
         "clk_tck": os.sysconf("SC_CLK_TCK"),
         "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
-        "poll_policy": vars(poll) if hasattr(poll, "__dict__") else str(poll),
+        "poll_policy": dataclasses.asdict(poll),
         "client_design": CLIENT_DESIGN,
         "latency": "per order, newOrder sent -> certificate downloaded (CSR generation included)",
         "server_cpu": "delta of utime+stime (+cutime+cstime) of the server pid over the measured "
@@ -188,6 +190,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         poll=poll,
         profile=args.profile,
         results_dir=args.output.parent,
+        pyspy_flags=args.pyspy_flags,
     )
     responder, port = Responder(), free_port()
     await responder.start(port)

@@ -91,6 +91,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
+    if config.log_level.upper() != "DEBUG":
+        logging.getLogger("alembic").setLevel(logging.WARNING)
     ops = Operations(config, json_output=args.json)
     command = COMMANDS[(args.command, getattr(args, "action", None))]
     try:

@@ -30,7 +30,7 @@ class Responder:
     async def start(self, port: int) -> None:
         app = web.Application()
         app.router.add_get(CHALLENGE_PREFIX + "{token}", self._answer)
-        self._runner = web.AppRunner(app, access_log=None)
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
         await self._runner.setup()
         await web.TCPSite(self._runner, "127.0.0.1", port).start()
 

@@ -90,17 +90,25 @@ def cpu_ticks(pid: int) -> int:
 
 
 def thread_ticks(pid: int) -> dict[str, int]:
-    """utime + stime per live thread, summed by thread name (/proc/<pid>/task/*/stat)."""
-    totals: dict[str, int] = {}
+    """utime + stime of the main thread and of all other live threads (/proc/<pid>/task)."""
+    totals = {"main thread": 0, "other threads": 0}
     for task in Path(f"/proc/{pid}/task").iterdir():
         try:
             stat = (task / "stat").read_text()
         except OSError:  # the thread ended meanwhile
             continue
-        name = stat[stat.index("(") + 1 : stat.rindex(")")]
         fields = stat[stat.rindex(")") + 2 :].split()
-        totals[name] = totals.get(name, 0) + int(fields[11]) + int(fields[12])
+        key = "main thread" if task.name == str(pid) else "other threads"
+        totals[key] += int(fields[11]) + int(fields[12])
     return totals
+
+
+def host_ticks() -> tuple[int, int]:
+    """(busy, total) jiffies of the whole machine (/proc/stat), to see who else used the CPUs."""
+    values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = values[3] + values[4]  # idle + iowait
+    total = sum(values[:8])  # guest time is already in user
+    return total - idle, total
 
 
 def ticks_to_ms(ticks: int) -> float:

@@ -8,7 +8,7 @@ and inclusive percentages per function and a per-library rollup of where the sam
 from __future__ import annotations
 
 import collections
-import os
+import contextlib
 import re
 import shutil
 import signal
@@ -56,22 +56,20 @@ def py_spy() -> str | None:
 class PySpyRecorder:
     """``py-spy record --format raw`` on one pid until `finish` (SIGINT makes it write)."""
 
-    def __init__(self, pid: int, output: Path, rate: int = 250) -> None:
+    def __init__(self, pid: int, output: Path, flags: str = "--nonblocking", rate: int = 250):
         exe = py_spy()
         if exe is None:
             raise RuntimeError("py-spy not found: .venv/bin/pip install py-spy")
         self.output = output
         argv = [exe, "record", "--pid", str(pid), "--rate", str(rate), "--format", "raw"]
-        argv += [*os.environ.get("BENCH_PYSPY_FLAGS", "--nonblocking").split(), "--output", str(output)]
+        argv += [*flags.split(), "--output", str(output)]
         self._proc = spawn(argv, output.with_suffix(".log"), cwd=output.parent)
 
     def finish(self) -> None:
         if self._proc.poll() is None:
             self._proc.send_signal(signal.SIGINT)
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 self._proc.wait(15)
-            except subprocess.TimeoutExpired:
-                pass
         stop(self._proc)
 
 
@@ -156,6 +154,10 @@ def summarize_goroutines(dump: str, top: int = 12) -> list[tuple[str, int]]:
         head = _GOROUTINE_HEAD.match(lines[0]) if lines else None
         if head is None or not any(s in head["state"] for s in ("semacquire", "sync.")):
             continue
-        pebble = [ln.split("(")[0] for ln in lines[1::2] if "letsencrypt/pebble" in ln]
+        pebble = [
+            ln.rpartition("(")[0].rsplit("/", 1)[-1]
+            for ln in lines[1::2]
+            if "letsencrypt/pebble" in ln
+        ]
         groups[f"[{head['state']}] " + " <- ".join(pebble[:3])] += 1
     return groups.most_common(top)

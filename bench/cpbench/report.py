@@ -22,6 +22,7 @@ COLUMNS = (
     ("helper CPU", "helper_cpu_ms_per_issuance", "{:.1f}"),
     ("client CPU", "client_cpu_ms_per_issuance", "{:.1f}"),
     ("req/iss", "requests_per_issuance", "{:.1f}"),
+    ("other load", "host_other_cpus", "{:.2f}"),
     ("status", "status", "{}"),
 )
 

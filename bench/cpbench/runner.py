@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import math
+import os
 import statistics
 import time
 from collections.abc import Iterator
@@ -21,7 +22,7 @@ import aiohttp
 
 from cpbench.client import Account, AcmeError, Transport
 from cpbench.flow import Issued, PollPolicy, Responder, issue_one
-from cpbench.procs import thread_ticks, ticks_to_ms
+from cpbench.procs import cpu_ticks, host_ticks, thread_ticks, ticks_to_ms
 from cpbench.profile import PySpyRecorder, py_spy_dump, summarize_collapsed, summarize_goroutines
 from cpbench.targets import Running, goroutine_dump
 
@@ -39,6 +40,7 @@ class Settings:
     poll: PollPolicy
     profile: bool
     results_dir: Path
+    pyspy_flags: str = "--nonblocking"
 
 
 @dataclass
@@ -59,6 +61,7 @@ class LevelResult:
     client_cpu_ms_per_issuance: float | None = None
     requests_per_issuance: float | None = None
     polls_per_issuance: float | None = None
+    host_other_cpus: float | None = None
     first_errors: list[str] = field(default_factory=list)
     evidence: dict[str, Any] = field(default_factory=dict)
 
@@ -113,6 +116,7 @@ async def run_batch(
     sink = Sink()
     transport = accounts[0].transport
     group = asyncio.gather(*(_client(a, batch, responder, cfg.poll, sink) for a in accounts))
+    group.add_done_callback(_consume)
     status, stuck = "ok", []
     try:
         while not group.done():
@@ -132,6 +136,12 @@ async def run_batch(
             group.cancel()
             await asyncio.wait({group}, timeout=5)
     return sink, status, stuck
+
+
+def _consume(future: asyncio.Future[Any]) -> None:
+    """Retrieve the outcome of a cancelled batch so asyncio does not log it as lost."""
+    if not future.cancelled():
+        future.exception()
 
 
 def percentile(sorted_values: list[float], p: float) -> float:
@@ -162,11 +172,11 @@ async def run_level(
         _note_stuck(result, stuck, running, cfg)
         return result
     recorder = await _start_profile(running, cfg, concurrency)
-    before = _snapshot(running, accounts[0].transport)
+    before = _snapshot(running, accounts[0].transport, responder)
     sink, status, stuck = await run_batch(
         clients, Batch(cfg.orders, names), responder, running, cfg, deadline
     )
-    after = _snapshot(running, accounts[0].transport)
+    after = _snapshot(running, accounts[0].transport, responder)
     _finish_profile(recorder, result)
     result.status = status
     _fill(result, sink, before, after)
@@ -174,9 +184,14 @@ async def run_level(
     return result
 
 
-def _snapshot(running: Running, transport: Transport) -> dict[str, Any]:
+def _snapshot(running: Running, transport: Transport, responder: Responder) -> dict[str, Any]:
     alive = running.alive()
+    busy, total = host_ticks()
     return {
+        "fetches": responder.hits,
+        "host_busy": busy,
+        "host_total": total,
+        "self": cpu_ticks(os.getpid()),
         "threads": thread_ticks(running.pid) if alive else {},
         "wall": time.perf_counter(),
         "server": running.cpu_ticks() if alive else 0,
@@ -208,10 +223,29 @@ def _fill(result: LevelResult, sink: Sink, before: dict[str, Any], after: dict[s
     result.requests_per_issuance = round((after["requests"] - before["requests"]) / n, 2)
     result.polls_per_issuance = round(sum(i.polls for i in sink.issued) / n, 2)
     result.evidence["server_threads_cpu_ms_per_issuance"] = _thread_split(before, after, n)
+    result.evidence["host"] = _host_share(before, after)
+    result.host_other_cpus = result.evidence["host"]["other_processes_cpus"]
+    result.evidence["http01_fetches_per_issuance"] = round(
+        (after["fetches"] - before["fetches"]) / n, 2
+    )
+
+
+def _host_share(before: dict[str, Any], after: dict[str, Any]) -> dict[str, float]:
+    """Machine CPU during the phase, in CPUs: total busy, and what neither side of the
+    benchmark used (other processes on this machine make a run noisy)."""
+    d = {k: after[k] - before[k] for k in ("host_busy", "host_total", "server", "helpers", "self")}
+    cpus = os.cpu_count() or 1
+    wall_ticks = d["host_total"] / cpus
+    ours = d["server"] + d["helpers"] + d["self"]
+    return {
+        "busy_cpus": round(d["host_busy"] / wall_ticks, 2),
+        "other_processes_cpus": round(max(0, d["host_busy"] - ours) / wall_ticks, 2),
+        "cpus": cpus,
+    }
 
 
 def _thread_split(before: dict[str, Any], after: dict[str, Any], n: int) -> dict[str, float]:
-    """Server CPU per issuance by thread name (threads alive at the end of the phase)."""
+    """Server CPU per issuance: main thread and the others (alive at the end of the phase)."""
     split = {
         name: round(ticks_to_ms(ticks - before["threads"].get(name, 0)) / n, 2)
         for name, ticks in after["threads"].items()
@@ -223,7 +257,8 @@ async def _start_profile(running: Running, cfg: Settings, concurrency: int):
     if not cfg.profile or running.name != "certplane":
         return None
     cfg.results_dir.mkdir(parents=True, exist_ok=True)
-    recorder = PySpyRecorder(running.pid, cfg.results_dir / f"certplane-c{concurrency}.collapsed")
+    output = cfg.results_dir / f"certplane-c{concurrency}.collapsed"
+    recorder = PySpyRecorder(running.pid, output, cfg.pyspy_flags)
     await asyncio.sleep(1.0)  # let py-spy attach before the measured phase starts
     return recorder
 

@@ -9,6 +9,7 @@ every A query with 127.0.0.1 (no AAAA, no challenge listeners of its own).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import json
 import signal
@@ -198,10 +199,8 @@ def goroutine_dump(running: Running) -> str:
         return ""
     size = running.log.stat().st_size
     running.server.send_signal(signal.SIGQUIT)
-    try:
+    with contextlib.suppress(subprocess.TimeoutExpired):
         running.server.wait(10)
-    except subprocess.TimeoutExpired:
-        pass
     with running.log.open("rb") as fh:
         fh.seek(size)
         return fh.read().decode(errors="replace")

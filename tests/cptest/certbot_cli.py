@@ -29,10 +29,45 @@ EMAIL = "ops@example.com"
 TIMEOUT_SECONDS = 120
 MANAGEMENT_URL_ENV = "CHALLTESTSRV_URL"
 HOOK_RECORD_ENV = "CERTPLANE_HOOK_RECORD"
-_PROBLEM_TYPE = re.compile(r'"type": "(urn:ietf:params:acme:error:[A-Za-z]+)"')
-_EXCHANGE = re.compile(
-    r"Sending (GET|HEAD|POST) request to (\S+?)[.:]\n(?:.*\n)*?.*Received response:\nHTTP (\d{3})"
-)
+PROBLEM_PREFIX = "urn:ietf:params:acme:error:"
+# Each record of certbot's debug log starts with "2026-01-01 12:00:00,123:DEBUG:acme.client:".
+_RECORD = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}:[A-Z]+:[\w.]+:", re.MULTILINE)
+_REQUEST = re.compile(r"Sending (GET|HEAD|POST) request to (\S+)[.:]$")
+_RESPONSE = "Received response:\nHTTP "
+
+
+@dataclass(frozen=True)
+class Exchange:
+    """One ACME request certbot sent and the server's answer, as certbot's log recorded them."""
+
+    method: str
+    url: str
+    jws: str
+    status: int
+    body: str
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+    def protected(self) -> dict[str, Any]:
+        """The decoded protected header of the request's JWS."""
+        return dict(json.loads(_b64url(json.loads(self.jws)["protected"])))
+
+
+def _exchanges(log: str) -> list[Exchange]:
+    """Pair each "Sending ... request" record with the "Received response" record after it."""
+    exchanges: list[Exchange] = []
+    request: tuple[str, str, str] | None = None
+    for record in _RECORD.split(log):
+        first_line, _, rest = record.partition("\n")
+        if match := _REQUEST.fullmatch(first_line.strip()):
+            request = (match[1], match[2], rest.strip())
+        elif record.startswith(_RESPONSE) and request is not None:
+            status, _, rest = record[len(_RESPONSE) :].partition("\n")
+            _headers, _, body = rest.partition("\n\n")
+            exchanges.append(Exchange(*request, int(status), body.strip()))
+            request = None
+    return exchanges
 
 
 @dataclass(frozen=True)
@@ -44,18 +79,29 @@ class CertbotRun:
     output: str
     log: str
 
-    def problem_types(self) -> list[str]:
-        """Every ACME problem type the server answered with during this run, in order."""
-        return _PROBLEM_TYPE.findall(self.log)
+    def exchanges(self) -> list[Exchange]:
+        return _exchanges(self.log)
 
     def responses(self) -> list[tuple[str, str, int]]:
         """(method, URL, HTTP status) of every request this run sent, in order."""
-        return [(m, url, int(status)) for m, url, status in _EXCHANGE.findall(self.log)]
+        return [(e.method, e.url, e.status) for e in self.exchanges()]
+
+    def problem_types(self) -> list[str]:
+        """Every ACME problem type the server answered with during this run, in order."""
+        return [
+            e.json()["type"]
+            for e in self.exchanges()
+            if e.status >= 400
+            and e.body.startswith("{")
+            and str(e.json().get("type", "")).startswith(PROBLEM_PREFIX)
+        ]
+
+    def posts_to(self, url: str) -> list[Exchange]:
+        return [e for e in self.exchanges() if e.method == "POST" and e.url == url]
 
     def jws_headers(self, url: str) -> list[dict[str, Any]]:
         """The protected header of every JWS this run POSTed to ``url``."""
-        pattern = rf'Sending POST request to {re.escape(url)}:\n{{\n  "protected": "([^"]+)"'
-        return [json.loads(_b64url(h)) for h in re.findall(pattern, self.log)]
+        return [e.protected() for e in self.posts_to(url)]
 
 
 @dataclass(frozen=True)

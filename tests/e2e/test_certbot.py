@@ -50,6 +50,12 @@ pytestmark = pytest.mark.e2e
 
 TENANTS = {"alpha": True, "beta": True, "open": False}
 ERR = "urn:ietf:params:acme:error:"
+
+# Runtime budget (about 90 s for the file on 2 cores; each issuance costs certbot ~2 s of its own
+# fixed polling sleeps): these tests run on SQLite only. Every flow that touches the database
+# differently (registration and EAB binding, issuance over http-01 and dns-01, revocation,
+# account update and deactivation) also runs on PostgreSQL.
+SQLITE_ONLY = pytest.mark.parametrize("backend", ["sqlite"], indirect=True, scope="module")
 KEY_COMPROMISE, SUPERSEDED = 1, 4
 
 
@@ -146,6 +152,10 @@ def deployment(
             yield Deployment(platform, thread, dns, http01_port)
         finally:
             thread.stop()
+        guard = thread.sql_guard
+        assert not guard.violations, "SQL on tenant tables without tenant_id:\n" + "\n".join(
+            guard.violations
+        )
 
 
 @pytest.fixture
@@ -314,6 +324,7 @@ def test_standalone_http01_ecdsa(deployment, alpha_home, curve):
     assert_openssl_verifies(deployment, alpha_home, "web")
 
 
+@SQLITE_ONLY
 def test_standalone_http01_rsa(deployment, alpha_home):
     """`--key-type rsa --rsa-key-size 2048`: the certificate carries certbot's 2048-bit RSA key."""
     names = ["rsa.alpha.localhost"]
@@ -336,7 +347,8 @@ def test_dns01_manual_hooks(deployment, new_home):
     home = new_home("open")
     names = ["dns.example.com", "www.dns.example.com"]
     run = home.run("certonly", *deployment.dns01(home), *domains(names), "--cert-name", "dns")
-    assert "dns-01 challenge for dns.example.com" in run.log
+    answered = [e.json()["type"] for e in run.exchanges() if "/chall/" in e.url]
+    assert answered == ["dns-01", "dns-01"]
     calls = hook_calls(Path(home.root / "hooks.jsonl"))
     assert sorted((kind, domain) for kind, domain, _ in calls) == sorted(
         (kind, name) for kind in ("auth", "cleanup") for name in names
@@ -348,13 +360,19 @@ def test_dns01_manual_hooks(deployment, new_home):
     assert_listed(home, "dns", lineage, "ECDSA")
 
 
+@SQLITE_ONLY
 def test_wildcard_and_base_name_dns01(deployment, new_home):
-    """`*.wild.example.com` + `wild.example.com`: two authorizations, both at
+    """`*.wild.example.com` + `wild.example.com`: two authorizations for identifier
+    `wild.example.com`, one with `"wildcard": true` (RFC 8555 §7.1.4), both validated at
     `_acme-challenge.wild.example.com` with different values; the certificate covers the base
     name and any single label below it."""
     home = new_home("open")
     names = ["*.wild.example.com", "wild.example.com"]
-    home.run("certonly", *deployment.dns01(home), *domains(names), "--cert-name", "wild")
+    run = home.run("certonly", *deployment.dns01(home), *domains(names), "--cert-name", "wild")
+    authzs = {e.url: e.json() for e in run.exchanges() if "/authz/" in e.url}
+    assert sorted(
+        (a["identifier"]["value"], a.get("wildcard", False), a["status"]) for a in authzs.values()
+    ) == [("wild.example.com", False, "valid"), ("wild.example.com", True, "valid")]
     auths = [(d, v) for kind, d, v in hook_calls(home.root / "hooks.jsonl") if kind == "auth"]
     assert [d for d, _ in auths] == ["wild.example.com", "wild.example.com"]
     assert len({v for _, v in auths}) == 2
@@ -367,6 +385,7 @@ def test_wildcard_and_base_name_dns01(deployment, new_home):
 # -- 6. renewal -------------------------------------------------------------------------------
 
 
+@SQLITE_ONLY
 def test_renew_force_renewal(deployment, alpha_home):
     """`renew --force-renewal` replaces the lineage's certificate: a new serial and a new key for
     the same names, both certificates issued by the server, `certbot certificates` shows the new
@@ -421,6 +440,7 @@ def test_revoke_by_account_then_already_revoked(deployment, alpha_home):
     assert ("POST", revoke_url, 400) in again.responses()
 
 
+@SQLITE_ONLY
 def test_revoke_with_certificate_key(deployment, alpha_home, new_home):
     """`revoke --cert-path X --key-path Y` from a certbot home with no account for the tenant:
     certbot 5 signs revokeCert with the certificate's key (a `jwk` header, no `kid`), creates no
@@ -468,7 +488,7 @@ def unregister(home: CertbotHome) -> Path:
 
 def order_as_deactivated_account(deployment: Deployment, home: CertbotHome, backup: Path):
     """Restore the deactivated account's files and try `certonly` with it."""
-    shutil.copytree(backup, home.config_dir / "accounts")
+    shutil.copytree(backup, home.config_dir / "accounts", dirs_exist_ok=True)
     return home.run("certonly", *deployment.http01(), "-d", "gone.open.localhost", check=False)
 
 
@@ -495,8 +515,10 @@ def test_update_account_and_unregister(deployment, new_home):
     assert not home.live("gone.open.localhost").exists()
 
 
+@SQLITE_ONLY
 @pytest.mark.xfail(
     strict=True,
+    raises=AssertionError,
     reason="RFC 8555 §7.3.6: a request from a deactivated account MUST get 401 unauthorized; "
     "certplane answers 403",
 )
