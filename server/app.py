@@ -19,6 +19,7 @@ from certplane.server.config import Config, parse_host_port
 from certplane.server.jobs.worker import Worker
 from certplane.server.ra.accounts import AccountService
 from certplane.server.ra.authorizations import AuthorizationService
+from certplane.server.ra.crls import CrlService
 from certplane.server.ra.deps import AcmeSettings, BackgroundTasks, RADeps
 from certplane.server.ra.issuance import IssuanceService
 from certplane.server.ra.issuers import IssuerRegistry
@@ -94,7 +95,8 @@ def build_services(
         account_uri=lambda scope, account_id: Links(base, scope.slug).account(account_id),
         tasks=tasks,
     )
-    issuers = IssuerRegistry(SoftwareKeyStore(master), lambda s, i: crl_url(base, s, i))
+    crl_for = lambda scope, issuer_id: crl_url(base, scope, issuer_id)  # noqa: E731
+    issuers = IssuerRegistry(SoftwareKeyStore(master), crl_for)
     authzs = AuthorizationService(deps, va)
     issuance = IssuanceService(deps, issuers)
     services = Services(
@@ -109,6 +111,7 @@ def build_services(
         authzs=authzs,
         issuance=issuance,
         revocation=RevocationService(deps),
+        crls=CrlService(deps, issuers, crl_for),
         tasks=tasks,
         nonce_reject_percent=config.testing.nonce_reject_percent,
     )

@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping
 from cryptography import x509
 
 from certplane.ca.api import IssuerBackend
-from certplane.ca.keys.api import KeyStore, tenant_binding
+from certplane.ca.keys.api import KeyStore, SigningKey, tenant_binding
 from certplane.ca.local import LocalIssuer
 from certplane.ca.profiles import DEFAULT_PROFILES, Profile
 from certplane.server.errors import AcmeProblem, ProblemType
@@ -49,6 +49,13 @@ class IssuerRegistry:
             backend = self._build(tx.scope, record)
             self._cache[key] = backend
         return record, backend
+
+    def signer(
+        self, scope: TenantScope, record: IssuerRecord
+    ) -> tuple[x509.Certificate, SigningKey]:
+        """The issuer certificate and key, loaded for this tenant's binding."""
+        key = self._keystore.load(record.key_ref, binding=tenant_binding(scope.tenant_id))
+        return x509.load_pem_x509_certificate(record.certificate_pem.encode("ascii")), key
 
     def _build(self, scope: TenantScope, record: IssuerRecord) -> IssuerBackend:
         # NOTE(tenancy): the key is loaded for this tenant's binding; a ref created for another

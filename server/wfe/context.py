@@ -12,6 +12,7 @@ from certplane.server.config import Config
 from certplane.server.model import Tenant
 from certplane.server.ra.accounts import AccountService
 from certplane.server.ra.authorizations import AuthorizationService
+from certplane.server.ra.crls import CrlService
 from certplane.server.ra.deps import BackgroundTasks
 from certplane.server.ra.issuance import IssuanceService
 from certplane.server.ra.orders import OrderService
@@ -33,6 +34,7 @@ class Services:
     authzs: AuthorizationService
     issuance: IssuanceService
     revocation: RevocationService
+    crls: CrlService
     tasks: BackgroundTasks
     # Hostile knob (tests only): reject this percentage of valid nonces.
     nonce_reject_percent: int = 0

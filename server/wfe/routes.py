@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from certplane.server.wfe.handlers import account, authz, certificate, directory, order
+from certplane.server.wfe.handlers import account, authz, certificate, crl, directory, order
 
 T = "/acme/{tenant}"
 
@@ -25,3 +25,4 @@ def add_routes(app: web.Application) -> None:
     r.add_post(f"{T}/chall/{{challenge_id}}", authz.challenge)
     r.add_post(f"{T}/cert/{{cert_id}}", certificate.certificate)
     r.add_post(f"{T}/revoke-cert", certificate.revoke_cert)
+    r.add_get("/crl/{tenant}/{issuer_id}.crl", crl.crl)

@@ -193,3 +193,44 @@ def test_revoke_unknown_or_garbage_certificate(flow, register):
         url, {"certificate": b64(forged.public_bytes(serialization.Encoding.DER))}
     )
     assert response.status_code == 404
+
+
+def test_crl_at_the_distribution_point_lists_revocations(flow, tmp_path):
+    import subprocess
+
+    import requests
+
+    f = flow("open")
+    _, pem = f.issued("crl.fin.localhost")
+    leaf, intermediate = x509.load_pem_x509_certificates(pem.encode())
+    cdp = leaf.extensions.get_extension_for_class(x509.CRLDistributionPoints).value
+    url = cdp[0].full_name[0].value
+    before = requests.get(url, timeout=10)
+    assert before.status_code == 200
+    assert before.headers["Content-Type"] == "application/pkix-crl"
+    assert "max-age=" in before.headers["Cache-Control"]
+    crl = x509.load_der_x509_crl(before.content)
+    assert crl.is_signature_valid(intermediate.public_key())
+    assert crl.get_revoked_certificate_by_serial_number(leaf.serial_number) is None
+
+    response = f.client.post(
+        f.client.directory["revokeCert"], {"certificate": b64(_der(pem)), "reason": 1}
+    )
+    assert response.status_code == 200
+    after = x509.load_der_x509_crl(requests.get(url, timeout=10).content)
+    entry = after.get_revoked_certificate_by_serial_number(leaf.serial_number)
+    assert entry is not None
+    reason = entry.extensions.get_extension_for_class(x509.CRLReason).value.reason
+    assert reason == x509.ReasonFlags.key_compromise
+    number = after.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
+    assert number >= crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
+    (tmp_path / "crl.der").write_bytes(requests.get(url, timeout=10).content)
+    parsed = subprocess.run(
+        ["openssl", "crl", "-inform", "DER", "-in", str(tmp_path / "crl.der"), "-noout", "-text"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert format(leaf.serial_number, "X") in parsed.stdout.replace(":", "").upper()
+    missing = requests.get(url.rsplit("/", 1)[0] + "/nope.crl", timeout=10)
+    assert missing.status_code == 404

@@ -103,6 +103,19 @@ class CertificateRepo(ScopedRepo):
         )
         await self._write(stmt)
 
+    async def revoked_by_issuer(self, issuer_id: str) -> list[tuple[str, datetime, int]]:
+        """(serial hex, revoked_at, reason) of every revoked certificate of one issuer."""
+        c = t.certificates
+        stmt = (
+            self._select()
+            .where(c.c.issuer_id == issuer_id, c.c.status == CertificateStatus.REVOKED.value)
+            .order_by(c.c.revoked_at)
+        )
+        return [
+            (r["serial"], r["revoked_at"], r["revocation_reason"] or 0)
+            for r in await self._all(stmt)
+        ]
+
     async def revoke(self, cert_id: str, reason: int, now: datetime) -> bool:
         stmt = (
             self._update()
