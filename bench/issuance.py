@@ -78,7 +78,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--targets", type=_csv_targets, default=list(TARGETS))
     p.add_argument("--poll-ms", type=float, default=5.0, help="first poll delay (x1.5, cap 250)")
     p.add_argument("--profile", action="store_true", help="py-spy record certplane (slower)")
-    p.add_argument("--pyspy-flags", default="--nonblocking", help="extra py-spy record flags")
+    p.add_argument(
+        "--pyspy-flags", default="--nonblocking", help="py-spy record flags (--pyspy-flags=...)"
+    )
     p.add_argument("--certplane-tls", action="store_true", help="serve certplane over HTTPS")
     p.add_argument("--certplane-log-level", default="INFO")
     p.add_argument("--output", type=Path, default=HERE / "results" / "latest.json")
@@ -86,6 +88,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.orders < 1 or args.timeout <= 0 or args.stall <= 0:
         p.error("--orders, --timeout and --stall must be positive")
+    args.output = args.output.resolve()
     return args
 
 
@@ -219,8 +222,12 @@ def _sigterm(signum: int, frame: object) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     signal.signal(signal.SIGTERM, _sigterm)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # even when started with SIG_IGN
     try:
         doc = asyncio.run(main_async(args))
+    except KeyboardInterrupt:
+        print("interrupted: every started process was stopped", file=sys.stderr)
+        return 130
     finally:
         stop_all()
     results: list[LevelResult] = doc.pop("_objects")

@@ -79,7 +79,11 @@ def py_spy_dump(pid: int) -> str:
     if exe is None:
         return "(py-spy not installed)"
     done = subprocess.run(
-        [exe, "dump", "--pid", str(pid)], capture_output=True, text=True, timeout=30, check=False
+        [exe, "dump", "--nonblocking", "--pid", str(pid)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
     )
     return done.stdout + done.stderr
 

@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import aiohttp
+
 from cpbench.client import Transport
 from cpbench.procs import cpu_ticks, free_port, self_signed, spawn, stop
 
@@ -69,10 +71,12 @@ async def wait_ready(transport: Transport, running: Running) -> dict[str, Any]:
         if not running.alive():
             raise RuntimeError(f"{running.name} exited during start:\n{running.log_tail()}")
         try:
-            reply = await transport.request("GET", running.directory_url, "directory")
+            reply = await transport.request(
+                "GET", running.directory_url, "directory", timeout=aiohttp.ClientTimeout(total=2)
+            )
             if reply.status == 200:
                 return reply.json()
-        except OSError:
+        except (OSError, TimeoutError, aiohttp.ClientError):
             pass
         await asyncio.sleep(0.1)
     raise RuntimeError(f"{running.name} not ready after {READY_SECONDS:g} s:\n{running.log_tail()}")
