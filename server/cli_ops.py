@@ -209,6 +209,8 @@ def demo_summary(config: Config, kid: str, hmac_key: str) -> str:
     directory = f"{config.server.base_url}/acme/{DEMO_TENANT}/directory"
     root = config.data_path("root.pem").resolve()
     work = config.data_path("certbot").resolve()
+    port = config.validation.http01_port
+    port_flag = "" if port == 80 else f" --http-01-port {port}"
     return "\n".join(
         [
             "certplane demo",
@@ -218,10 +220,10 @@ def demo_summary(config: Config, kid: str, hmac_key: str) -> str:
             f"  root CA       : {root}",
             "  validation    : loopback and .localhost names allowed (demo configuration only)",
             "",
-            "Get a certificate (certbot listens on port 80 for http-01):",
+            f"Get a certificate (certbot listens on port {port} for http-01):",
             f"  REQUESTS_CA_BUNDLE={root} certbot certonly --server {directory} \\",
             f"    --eab-kid {kid} --eab-hmac-key {hmac_key} \\",
-            "    --standalone -d demo.localhost --agree-tos -m admin@example.com -n \\",
+            f"    --standalone{port_flag} -d demo.localhost --agree-tos -m admin@example.com -n \\",
             f"    --config-dir {work}/config --work-dir {work}/work --logs-dir {work}/logs",
             "",
         ]
