@@ -222,7 +222,7 @@ def demo_summary(config: Config, kid: str, hmac_key: str) -> str:
             "",
             f"Get a certificate (certbot listens on port {port} for http-01):",
             f"  REQUESTS_CA_BUNDLE={root} certbot certonly --server {directory} \\",
-            f"    --eab-kid {kid} --eab-hmac-key {hmac_key} \\",
+            f"    --eab-kid={kid} --eab-hmac-key={hmac_key} \\",
             f"    --standalone{port_flag} -d demo.localhost --agree-tos -m admin@example.com -n \\",
             f"    --config-dir {work}/config --work-dir {work}/work --logs-dir {work}/logs",
             "",

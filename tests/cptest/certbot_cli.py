@@ -51,7 +51,12 @@ class Exchange:
 
     def protected(self) -> dict[str, Any]:
         """The decoded protected header of the request's JWS."""
-        return dict(json.loads(_b64url(json.loads(self.jws)["protected"])))
+        return dict(json.loads(b64url_decode(json.loads(self.jws)["protected"])))
+
+    def payload(self) -> Any:
+        """The decoded payload of the request's JWS (None for POST-as-GET)."""
+        raw = b64url_decode(json.loads(self.jws)["payload"])
+        return json.loads(raw) if raw else None
 
 
 def _exchanges(log: str) -> list[Exchange]:
@@ -95,6 +100,14 @@ class CertbotRun:
             and e.body.startswith("{")
             and str(e.json().get("type", "")).startswith(PROBLEM_PREFIX)
         ]
+
+    def failure_report(self) -> str:
+        """What to show when the run was expected to succeed: output and the server's answers."""
+        answers = "\n".join(
+            f"  {e.method} {e.url} -> {e.status} {e.body[:300] if e.status >= 400 else ''}"
+            for e in self.exchanges()
+        )
+        return f"{' '.join(self.args)}\nexit {self.returncode}\n{self.output}\n{answers}"
 
     def posts_to(self, url: str) -> list[Exchange]:
         return [e for e in self.exchanges() if e.method == "POST" and e.url == url]
@@ -143,7 +156,7 @@ class CertbotHome:
         )
         result = CertbotRun(argv, proc.returncode, proc.stdout + proc.stderr, self._last_log())
         if check:
-            assert result.returncode == 0, f"certbot {' '.join(args)} failed:\n{result.output}"
+            assert result.returncode == 0, result.failure_report()
         return result
 
     def _common_flags(self, email: str) -> tuple[str, ...]:
@@ -251,7 +264,7 @@ def listed_certificates(output: str) -> dict[str, dict[str, str]]:
     return listed
 
 
-def _b64url(text: str) -> bytes:
+def b64url_decode(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 

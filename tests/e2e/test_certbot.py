@@ -28,7 +28,9 @@ from cptest.certbot_cli import (
     HOOK_RECORD_ENV,
     MANAGEMENT_URL_ENV,
     CertbotHome,
+    CertbotRun,
     Lineage,
+    b64url_decode,
     hook_calls,
     listed_certificates,
     write_dns_hooks,
@@ -43,6 +45,7 @@ from cryptography.x509.verification import PolicyBuilder, Store
 
 from certplane.server.app import SERVICES
 from certplane.server.model import Certificate, CertificateStatus
+from certplane.server.ra.provisioning import NewEab
 from certplane.server.storage.scope import TenantScope
 from certplane.server.storage.uow import TenantTx
 
@@ -169,7 +172,7 @@ def alpha_account(deployment: Deployment, tmp_path_factory: pytest.TempPathFacto
     """One account at the EAB tenant ``alpha``, registered once with its EAB key."""
     home = deployment.home("alpha", tmp_path_factory.mktemp("alpha-account"))
     eab = deployment.platform.eab["alpha"]
-    home.run("register", "--eab-kid", eab.kid, "--eab-hmac-key", eab.hmac_key)
+    home.run("register", *eab_flags(eab))
     return home
 
 
@@ -182,6 +185,12 @@ def alpha_home(new_home: Callable[..., CertbotHome], alpha_account: CertbotHome)
 
 
 # -- checks -----------------------------------------------------------------------------------
+
+
+def eab_flags(eab: NewEab) -> tuple[str, str]:
+    """``--flag=value`` form: a base64url kid or HMAC key may start with "-", which certbot's
+    argument parser would otherwise take for an option ("expected one argument")."""
+    return (f"--eab-kid={eab.kid}", f"--eab-hmac-key={eab.hmac_key}")
 
 
 def domains(names: list[str]) -> tuple[str, ...]:
@@ -238,6 +247,26 @@ def assert_listed(home: CertbotHome, name: str, lineage: Lineage, key_type: str)
     assert entry["Certificate Path"] == str(home.live(name) / "fullchain.pem")
 
 
+def crl_entry(
+    deployment: Deployment, slug: str, cert: x509.Certificate
+) -> x509.RevokedCertificate | None:
+    """``cert``'s entry in the CRL at its own distribution point (a plain GET), after checking
+    that the tenant's intermediate signed that CRL; None when the CRL does not list it."""
+    points = cert.extensions.get_extension_for_class(x509.CRLDistributionPoints).value
+    (url,) = [name.value for point in points for name in point.full_name or ()]
+    with urllib.request.urlopen(url, timeout=10) as response:
+        assert response.headers["Content-Type"] == "application/pkix-crl"
+        crl = x509.load_der_x509_crl(response.read())
+    intermediate = deployment.intermediate(slug)
+    assert crl.issuer == intermediate.subject
+    assert crl.is_signature_valid(intermediate.public_key())
+    return crl.get_revoked_certificate_by_serial_number(cert.serial_number)
+
+
+def crl_reason(entry: x509.RevokedCertificate) -> x509.ReasonFlags:
+    return entry.extensions.get_extension_for_class(x509.CRLReason).value.reason
+
+
 def account_id(uri: str) -> str:
     return uri.rsplit("/", 1)[1]
 
@@ -246,17 +275,24 @@ def account_id(uri: str) -> str:
 
 
 def test_register_with_eab(deployment, new_home):
-    """`register --eab-kid --eab-hmac-key` at EAB tenant beta: newAccount answers 201, certbot
+    """`register --eab-kid --eab-hmac-key` at EAB tenant beta: the binding is an HS256 JWS
+    naming the EAB kid and the newAccount URL (RFC 8555 §7.3.4), newAccount answers 201, certbot
     saves one account (meta, regr, private key) whose URI is under /acme/beta/acct/, and
     `show_account` reads it back from the server. The used EAB key cannot bind a second
     account: the server answers unauthorized and certbot shows its detail."""
     eab = deployment.platform.eab["beta"]
     home = new_home("beta")
-    run = home.run("register", "--eab-kid", eab.kid, "--eab-hmac-key", eab.hmac_key)
+    run = home.run("register", *eab_flags(eab))
     assert "Account registered." in run.output
-    assert ("POST", deployment.acme_url("beta", "new-account"), 201) in run.responses()
-    (binding,) = [h for h in run.jws_headers(deployment.acme_url("beta", "new-account"))]
-    assert "jwk" in binding
+    new_account = deployment.acme_url("beta", "new-account")
+    (created,) = run.posts_to(new_account)
+    assert created.status == 201
+    binding = created.payload()["externalAccountBinding"]
+    assert json.loads(b64url_decode(binding["protected"])) == {
+        "alg": "HS256",
+        "kid": eab.kid,
+        "url": new_account,
+    }
     uri = home.account()["uri"]
     assert uri.startswith(deployment.acme_url("beta", "acct/"))
     shown = home.run("show_account").output
@@ -264,9 +300,7 @@ def test_register_with_eab(deployment, new_home):
     assert "Email contact: ops@example.com" in shown
 
     second = new_home("beta", "second")
-    again = second.run(
-        "register", "--eab-kid", eab.kid, "--eab-hmac-key", eab.hmac_key, check=False
-    )
+    again = second.run("register", *eab_flags(eab), check=False)
     assert again.returncode == 1
     assert "external account binding key is unknown or not usable" in again.output
     assert again.problem_types() == [ERR + "unauthorized"]
@@ -349,7 +383,7 @@ def test_dns01_manual_hooks(deployment, new_home):
     run = home.run("certonly", *deployment.dns01(home), *domains(names), "--cert-name", "dns")
     answered = [e.json()["type"] for e in run.exchanges() if "/chall/" in e.url]
     assert answered == ["dns-01", "dns-01"]
-    calls = hook_calls(Path(home.root / "hooks.jsonl"))
+    calls = hook_calls(home.root / "hooks.jsonl")
     assert sorted((kind, domain) for kind, domain, _ in calls) == sorted(
         (kind, name) for kind in ("auth", "cleanup") for name in names
     )
@@ -411,8 +445,10 @@ def test_renew_force_renewal(deployment, alpha_home):
 
 
 def test_revoke_by_account_then_already_revoked(deployment, alpha_home):
-    """`revoke --cert-path --reason keycompromise`, signed by the issuing account: revokeCert
-    answers 200, the server records reason 1, and certbot (non-interactive) deletes the lineage.
+    """`revoke --cert-path --reason keycompromise`, signed by the issuing account (`kid`):
+    revokeCert answers 200, the server records reason 1, the CRL at the leaf's distribution
+    point (unlisted before) now lists it as keyCompromise, and certbot (non-interactive) deletes
+    the lineage.
     Revoking again answers 400 alreadyRevoked, and certbot exits 1 showing its detail."""
     alpha_home.run("certonly", *deployment.http01(), "-d", "revoke.alpha.localhost")
     saved = alpha_home.root / "revoked.pem"
@@ -420,6 +456,7 @@ def test_revoke_by_account_then_already_revoked(deployment, alpha_home):
     cert = x509.load_pem_x509_certificate(saved.read_bytes())
     revoke_url = deployment.acme_url("alpha", "revoke-cert")
     live_cert = str(alpha_home.live("revoke.alpha.localhost") / "cert.pem")
+    assert crl_entry(deployment, "alpha", cert) is None
 
     run = alpha_home.run("revoke", "--cert-path", live_cert, "--reason", "keycompromise")
     assert "successfully revoked" in run.output
@@ -428,6 +465,8 @@ def test_revoke_by_account_then_already_revoked(deployment, alpha_home):
     assert header["kid"] == alpha_home.account()["uri"] and "jwk" not in header
     stored = deployment.stored("alpha", cert)
     assert (stored.status, stored.revocation_reason) == (CertificateStatus.REVOKED, KEY_COMPROMISE)
+    entry = crl_entry(deployment, "alpha", cert)
+    assert entry is not None and crl_reason(entry) is x509.ReasonFlags.key_compromise
     assert not alpha_home.live("revoke.alpha.localhost").exists()
     assert listed_certificates(alpha_home.run("certificates").output) == {}
 
@@ -444,9 +483,10 @@ def test_revoke_by_account_then_already_revoked(deployment, alpha_home):
 def test_revoke_with_certificate_key(deployment, alpha_home, new_home):
     """`revoke --cert-path X --key-path Y` from a certbot home with no account for the tenant:
     certbot 5 signs revokeCert with the certificate's key (a `jwk` header, no `kid`), creates no
-    account, and the server revokes (200, reason 4). `--no-delete-after-revoke` is needed: by
-    default certbot then tries to delete a lineage this home does not have and exits 1 although
-    the revocation succeeded. A second attempt with the same key answers alreadyRevoked."""
+    account, and the server revokes (200, reason 4, listed as superseded in the CRL). Such a home
+    has no lineage for the certificate, so `--no-delete-after-revoke` keeps certbot from trying
+    to delete one (see the next test). A second attempt with the same key answers alreadyRevoked.
+    """
     alpha_home.run("certonly", *deployment.http01(), "-d", "bykey.alpha.localhost")
     live = alpha_home.live("bykey.alpha.localhost")
     cert = alpha_home.lineage("bykey.alpha.localhost").cert
@@ -464,10 +504,33 @@ def test_revoke_with_certificate_key(deployment, alpha_home, new_home):
     assert [url for _, url, _ in run.responses() if url.endswith("/new-account")] == []
     stored = deployment.stored("alpha", cert)
     assert (stored.status, stored.revocation_reason) == (CertificateStatus.REVOKED, SUPERSEDED)
+    entry = crl_entry(deployment, "alpha", cert)
+    assert entry is not None and crl_reason(entry) is x509.ReasonFlags.superseded
 
     again = holder.run("revoke", *by_key, "--no-delete-after-revoke", check=False)
     assert again.returncode == 1
     assert again.problem_types() == [ERR + "alreadyRevoked"]
+
+
+@SQLITE_ONLY
+def test_revoke_with_certificate_key_exits_1_when_certbot_has_no_lineage(
+    deployment, alpha_home, new_home
+):
+    """certbot 5 behaviour worth knowing: without `--no-delete-after-revoke`, non-interactive
+    certbot revokes by certificate key (the server answers 200 and revokes), then tries to delete
+    the lineage for `--cert-path`, finds none in its own config dir and exits 1 with
+    "No match found for cert-path"."""
+    alpha_home.run("certonly", *deployment.http01(), "-d", "nolineage.alpha.localhost")
+    live = alpha_home.live("nolineage.alpha.localhost")
+    holder = new_home("alpha", "keyholder")
+    by_key = ("--cert-path", str(live / "cert.pem"), "--key-path", str(live / "privkey.pem"))
+
+    run = holder.run("revoke", *by_key, check=False)
+    assert run.returncode == 1
+    assert f"No match found for cert-path {live / 'cert.pem'}" in run.output
+    assert ("POST", deployment.acme_url("alpha", "revoke-cert"), 200) in run.responses()
+    cert = alpha_home.lineage("nolineage.alpha.localhost").cert
+    assert deployment.stored("alpha", cert).status is CertificateStatus.REVOKED
 
 
 # -- 8. account update and deactivation -------------------------------------------------------
@@ -486,7 +549,9 @@ def unregister(home: CertbotHome) -> Path:
     return backup
 
 
-def order_as_deactivated_account(deployment: Deployment, home: CertbotHome, backup: Path):
+def order_as_deactivated_account(
+    deployment: Deployment, home: CertbotHome, backup: Path
+) -> CertbotRun:
     """Restore the deactivated account's files and try `certonly` with it."""
     shutil.copytree(backup, home.config_dir / "accounts", dirs_exist_ok=True)
     return home.run("certonly", *deployment.http01(), "-d", "gone.open.localhost", check=False)
