@@ -80,7 +80,7 @@ def build_services(
     """Every collaborator, built once; tests pass a fake clock or resolver."""
     clock = clock or SystemClock()
     master = load_master_key(config)
-    uow = UnitOfWork(db)
+    uow = UnitOfWork(db, tenant_cache_seconds=config.server.tenant_cache_seconds)
     base = config.server.base_url
     policy = network_policy(config)
     for line in policy.describe_overrides():

@@ -35,6 +35,8 @@ class ServerConfig:
     tls_key_file: str = ""
     max_body_bytes: int = 65536
     run_worker: bool = True
+    # How stale this process's view of a tenant (its status) may be; 0 reads it every request.
+    tenant_cache_seconds: float = 2.0
 
 
 @dataclass(frozen=True)
@@ -225,6 +227,8 @@ def validate(config: Config) -> None:
         parse_host_port(server, "validation.dns_servers", default_port=53)
     if not 0 <= config.testing.nonce_reject_percent <= 100:
         raise ConfigError("testing.nonce_reject_percent: expected 0..100")
+    if not 0 <= config.server.tenant_cache_seconds <= 60:
+        raise ConfigError("server.tenant_cache_seconds: expected 0..60 seconds")
     if config.ca.leaf_validity_days < 1:
         raise ConfigError("ca.leaf_validity_days: expected a positive number of days")
     if config.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):

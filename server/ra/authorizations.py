@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -84,8 +85,7 @@ class AuthorizationService:
             startable = challenge.status is ChallengeStatus.PENDING
             if not startable or authz.status(now) is not AuthzStatus.PENDING:
                 return challenge
-            await self._start(tx, account, challenge, now)
-            started = await tx.authzs.get_challenge(challenge_id)
+            started = await self._start(tx, account, challenge, now)
             job_id = await tx.jobs.enqueue(
                 VALIDATE_JOB,
                 challenge_id,
@@ -94,14 +94,14 @@ class AuthorizationService:
                 deadline=now + VALIDATION_LEASE,
             )
         self._deps.tasks.spawn(self.run_validation(scope, job_id, challenge_id))
-        assert started is not None
         return started
 
     async def _start(
         self, tx: TenantTx, account: Account, challenge: Challenge, now: datetime
-    ) -> None:
+    ) -> Challenge:
+        """Move the challenge to processing; returns it as stored now."""
         frm = (ChallengeStatus.PENDING,)
-        await tx.authzs.transition_challenge(challenge.id, frm, ChallengeStatus.PROCESSING)
+        moved = await tx.authzs.transition_challenge(challenge.id, frm, ChallengeStatus.PROCESSING)
         await tx.events.append(
             EventType.CHALLENGE_STARTED,
             object_type="authz",
@@ -110,33 +110,41 @@ class AuthorizationService:
             now=now,
             challenge=challenge.type.value,
         )
+        if moved:
+            return dataclasses.replace(challenge, status=ChallengeStatus.PROCESSING)
+        stored = await tx.authzs.get_challenge(challenge.id)
+        assert stored is not None
+        return stored
 
     async def run_validation(self, scope: TenantScope, job_id: str, challenge_id: str) -> None:
         """Validate and persist the outcome; the VA never touches the database."""
         try:
-            request = await self._validation_request(scope, challenge_id)
-            if request is None:
+            found = await self._validation_request(scope, challenge_id)
+            if found is None:
                 await self._finish_job(scope, job_id)
                 return
+            challenge, request = found
             if self._deps.settings.validation_delay:
                 await asyncio.sleep(self._deps.settings.validation_delay)
             result = await self._va.validate(request)
-            await self._record(scope, job_id, challenge_id, result)
+            await self._record(scope, job_id, challenge, result)
         except Exception:
             log.exception("validation job %s failed; a worker will retry it", job_id)
 
     async def _validation_request(
         self, scope: TenantScope, challenge_id: str
-    ) -> ValidationRequest | None:
+    ) -> tuple[Challenge, ValidationRequest] | None:
+        """The processing challenge and what the VA needs to validate it; None otherwise."""
         async with self._deps.uow.begin(scope, write=False) as tx:
-            challenge = await tx.authzs.get_challenge(challenge_id)
-            if challenge is None or challenge.status is not ChallengeStatus.PROCESSING:
+            authz = await tx.authzs.get_by_challenge(challenge_id)
+            challenge = _challenge_in(authz, challenge_id)
+            if authz is None or challenge is None:
                 return None
-            authz = await tx.authzs.get(challenge.authz_id)
-            assert authz is not None
+            if challenge.status is not ChallengeStatus.PROCESSING:
+                return None
             account = await tx.accounts.get(authz.account_id)
             assert account is not None
-        return ValidationRequest(
+        return challenge, ValidationRequest(
             identifier=authz.identifier if not authz.wildcard else _wildcard(authz),
             challenge_type=challenge.type,
             token=challenge.token,
@@ -146,12 +154,11 @@ class AuthorizationService:
         )
 
     async def _record(
-        self, scope: TenantScope, job_id: str, challenge_id: str, result: ValidationResult
+        self, scope: TenantScope, job_id: str, challenge: Challenge, result: ValidationResult
     ) -> None:
+        """Persist the outcome; every transition is a compare-and-set from ``processing``."""
         async with self._deps.uow.begin(scope) as tx:
             now = self._deps.clock.now()
-            challenge = await tx.authzs.get_challenge(challenge_id)
-            assert challenge is not None
             records = [dict(r) for r in result.records]
             if result.ok:
                 await self._mark_valid(tx, challenge, records, now)
@@ -219,13 +226,18 @@ async def _owned_authz(tx: TenantTx, account: Account, authz_id: str) -> Authori
     return authz
 
 
+def _challenge_in(authz: Authorization | None, challenge_id: str) -> Challenge | None:
+    if authz is None:
+        return None
+    return next((c for c in authz.challenges if c.id == challenge_id), None)
+
+
 async def _owned_challenge(
     tx: TenantTx, account: Account, challenge_id: str
 ) -> tuple[Challenge, Authorization]:
-    challenge = await tx.authzs.get_challenge(challenge_id)
-    if challenge is None:
-        raise not_found("challenge")
-    authz = await tx.authzs.get(challenge.authz_id)
-    if authz is None or authz.account_id != account.id:
+    """A challenge of this account with its authorization (one statement); else 404."""
+    authz = await tx.authzs.get_by_challenge(challenge_id)
+    challenge = _challenge_in(authz, challenge_id)
+    if authz is None or challenge is None or authz.account_id != account.id:
         raise not_found("challenge")
     return challenge, authz

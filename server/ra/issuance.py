@@ -19,7 +19,14 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from certplane.ca.api import Deferred, IssuanceRefused, IssuanceRequest, Issued, new_serial
+from certplane.ca.api import (
+    Deferred,
+    IssuanceRefused,
+    IssuanceRequest,
+    Issued,
+    IssuerBackend,
+    new_serial,
+)
 from certplane.policy.csr import CSRRejected, check_csr
 from certplane.server.errors import AcmeProblem, ProblemType
 from certplane.server.model import (
@@ -128,9 +135,7 @@ class IssuanceService:
         reserved = await self._reserve(scope, job_id, order_id)
         if reserved is None:
             return
-        cert_id, request, _ = reserved
-        async with self._deps.uow.begin(scope, write=False) as tx:
-            _, backend = await self._issuers.for_tenant(tx)
+        cert_id, request, backend = reserved
         result = await backend.issue(request)
         if isinstance(result, Deferred):
             await self._reschedule(scope, job_id, timedelta(seconds=result.retry_after_seconds))
@@ -139,15 +144,16 @@ class IssuanceService:
 
     async def _reserve(
         self, scope: TenantScope, job_id: str, order_id: str
-    ) -> tuple[str, IssuanceRequest, str] | None:
+    ) -> tuple[str, IssuanceRequest, IssuerBackend] | None:
+        """Reserve and commit a serial for this attempt; None when there is nothing to issue."""
         async with self._deps.uow.begin(scope) as tx:
-            order = await tx.orders.get(order_id)
-            if order is None or order.stored_status is not OrderStatus.PROCESSING:
+            loaded = await tx.orders.load(order_id)
+            if loaded is None or loaded.order.stored_status is not OrderStatus.PROCESSING:
                 await tx.jobs.finish(job_id, "done")
                 return None
-            record, _ = await self._issuers.for_tenant(tx)
-            csr_der = await tx.orders.csr(order_id)
+            order, csr_der = loaded.order, loaded.csr_der
             assert csr_der is not None
+            record, backend = await self._issuers.for_tenant(tx)
             # A reservation left by a crashed attempt was never released: it is abandoned.
             await tx.certificates.abandon_reserved(order_id)
             serial = new_serial()
@@ -159,7 +165,7 @@ class IssuanceService:
                 identifiers=order.identifiers,
                 now=self._deps.clock.now(),
             )
-        return cert_id, self._request(scope, order, serial, csr_der), record.id
+        return cert_id, self._request(scope, order, serial, csr_der), backend
 
     def _request(
         self, scope: TenantScope, order: Order, serial: int, csr_der: bytes

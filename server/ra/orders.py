@@ -24,6 +24,7 @@ from certplane.server.model import (
     OrderStatus,
     Tenant,
     TenantStatus,
+    authz_status,
     challenge_types_for,
     order_status,
 )
@@ -93,15 +94,14 @@ class OrderService:
         expires = now + self._deps.settings.order_lifetime
         authz_ids = []
         for identifier in identifiers:
-            authz_id = await tx.authzs.find_reusable(
+            reusable = await tx.authzs.find_reusable(
                 account.id, identifier, identifier.is_wildcard, now
             )
-            if authz_id is None:
-                authz_id = await self._new_authz(tx, account, identifier, now)
-            authz_ids.append(authz_id)
-        authzs = await tx.authzs.get_many(authz_ids)
-        expires = min([expires, *(a.expires for a in authzs)])
-        order_id = await tx.orders.create(
+            if reusable is None:
+                reusable = await self._new_authz(tx, account, identifier, now)
+            authz_ids.append(reusable[0])
+            expires = min(expires, reusable[1])
+        order = await tx.orders.create(
             account_id=account.id,
             identifiers=identifiers,
             authz_ids=authz_ids,
@@ -114,24 +114,24 @@ class OrderService:
         await tx.events.append(
             EventType.ORDER_CREATED,
             object_type="order",
-            object_id=order_id,
+            object_id=order.id,
             actor=f"account:{account.id}",
             now=now,
             identifiers=[i.to_json() for i in identifiers],
         )
-        order = await tx.orders.get(order_id)
-        assert order is not None
         return order
 
     async def _new_authz(
         self, tx: TenantTx, account: Account, identifier: Identifier, now: datetime
-    ) -> str:
+    ) -> tuple[str, datetime]:
+        """A new pending authorization with its challenges; returns its id and expiry."""
+        expires = now + self._deps.settings.pending_authz_lifetime
         authz_id = await tx.authzs.create(
             account_id=account.id,
             identifier=identifier,
             challenge_types=challenge_types_for(identifier),
             token=new_token(),
-            expires=now + self._deps.settings.pending_authz_lifetime,
+            expires=expires,
             now=now,
         )
         await tx.events.append(
@@ -142,7 +142,7 @@ class OrderService:
             now=now,
             identifier=identifier.to_json(),
         )
-        return authz_id
+        return authz_id, expires
 
     async def get_order(self, scope: TenantScope, account: Account, order_id: str) -> OrderState:
         """An order of this account with its effective status; anything else is 404."""
@@ -164,12 +164,13 @@ class OrderService:
 async def load_order_state(
     tx: TenantTx, account: Account, order_id: str, now: datetime
 ) -> OrderState:
-    order = await tx.orders.get(order_id)
-    if order is None or order.account_id != account.id:
+    """An order of this account with its effective status (one statement); else 404."""
+    loaded = await tx.orders.load(order_id)
+    if loaded is None or loaded.order.account_id != account.id:
         raise not_found("order")
-    authzs = await tx.authzs.get_many(order.authz_ids)
-    status = order_status(order.stored_status, order.expires, [a.status(now) for a in authzs], now)
-    return OrderState(order, status)
+    order = loaded.order
+    authz_statuses = [authz_status(stored, expires, now) for stored, expires in loaded.authz_states]
+    return OrderState(order, order_status(order.stored_status, order.expires, authz_statuses, now))
 
 
 def _refuse_validity_window(payload: dict[str, Any]) -> None:

@@ -1,23 +1,74 @@
-"""Engine creation for SQLite (aiosqlite, WAL) and PostgreSQL (asyncpg), one code path.
+"""Engine creation for SQLite (WAL) and PostgreSQL (asyncpg), one code path above this module.
+
+Repositories see a ``DbConnection``: an ``execute`` and a dialect. On PostgreSQL it is SQLAlchemy's
+``AsyncConnection``; on SQLite a plain ``Connection`` whose statements run inline on the loop
+thread (``storage/sqlite_inline.py``; configured URLs keep naming ``sqlite+aiosqlite``).
 
 NOTE(sqlite-writes): SQLite allows one writer. Write transactions start with ``BEGIN IMMEDIATE``
 and, inside one process, queue on an asyncio lock so that no transaction ever has to upgrade a
-read lock (the case SQLite answers with SQLITE_BUSY at once). Across processes SQLite's own
-busy timeout does the queueing.
+read lock (the case SQLite answers with SQLITE_BUSY at once). Across processes a busy
+``BEGIN IMMEDIATE`` is retried after an asyncio sleep (``storage/sqlite_inline.py``): SQLite runs
+on the event loop's thread, so nothing may wait inside the driver.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import Any, Protocol
 
-from sqlalchemy import event
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import Connection, CursorResult, Dialect, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.sql.expression import Executable
 
-SQLITE_BUSY_TIMEOUT_MS = 30_000
+from certplane.server.storage.sqlite_inline import InlineTransactions, inline_url
+
+# One row of parameters, several (an executemany), or none.
+Params = Mapping[str, Any] | Sequence[Mapping[str, Any]] | None
+
+
+class DbConnection(Protocol):
+    """What repositories see of a connection inside a unit of work: a dialect and ``execute``."""
+
+    @property
+    def dialect(self) -> Dialect: ...
+
+    async def execute(
+        self, statement: Executable, parameters: Params = None
+    ) -> CursorResult[Any]: ...
+
+
+class _InlineConnection:
+    """A synchronous connection whose statements run on the loop thread (SQLite)."""
+
+    __slots__ = ("_conn",)
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+
+    @property
+    def dialect(self) -> Dialect:
+        return self._conn.dialect
+
+    async def execute(self, statement: Executable, parameters: Params = None) -> CursorResult[Any]:
+        return self._conn.execute(statement, parameters)
+
+
+class _AsyncConnection:
+    """An ``AsyncConnection`` of an async driver (PostgreSQL over asyncpg)."""
+
+    __slots__ = ("_conn",)
+
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+
+    @property
+    def dialect(self) -> Dialect:
+        return self._conn.dialect
+
+    async def execute(self, statement: Executable, parameters: Params = None) -> CursorResult[Any]:
+        return await self._conn.execute(statement, parameters)
 
 
 class Database:
@@ -28,18 +79,24 @@ class Database:
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
         self.engine: AsyncEngine = _create_engine(url, echo=echo, sqlite=self.is_sqlite)
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
+        self._inline = InlineTransactions(self.engine.sync_engine) if self.is_sqlite else None
 
     @contextlib.asynccontextmanager
-    async def transaction(self, *, write: bool) -> AsyncIterator[AsyncConnection]:
+    async def transaction(self, *, write: bool) -> AsyncIterator[DbConnection]:
         """A connection inside a transaction that commits on success, rolls back otherwise."""
-        lock = self._write_lock if write else None
-        async with _maybe(lock), self.engine.connect() as conn:
-            if self.is_sqlite:
-                conn = await conn.execution_options(certplane_write=write)
-            async with conn.begin():
-                yield conn
+        if self._inline is None:
+            async with self.engine.connect() as conn, conn.begin():
+                yield _AsyncConnection(conn)
+            return
+        async with (
+            _maybe(self._write_lock if write else None),
+            self._inline.transaction(write=write) as inline,
+        ):
+            yield _InlineConnection(inline)
 
     async def dispose(self) -> None:
+        if self._inline is not None:
+            self._inline.close()
         await self.engine.dispose()
 
 
@@ -55,28 +112,4 @@ async def _maybe(lock: asyncio.Lock | None) -> AsyncIterator[None]:
 def _create_engine(url: str, *, echo: bool, sqlite: bool) -> AsyncEngine:
     if not sqlite:
         return create_async_engine(url, echo=echo, pool_size=10, max_overflow=10)
-    engine = create_async_engine(
-        url, echo=echo, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
-    )
-    _install_sqlite_hooks(engine)
-    return engine
-
-
-def _install_sqlite_hooks(engine: AsyncEngine) -> None:
-    sync_engine = engine.sync_engine
-
-    @event.listens_for(sync_engine, "connect")
-    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        # Let SQLAlchemy, not the driver, decide when transactions begin.
-        dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
-        cursor.close()
-
-    @event.listens_for(sync_engine, "begin")
-    def _on_begin(conn: Any) -> None:
-        write = conn.get_execution_options().get("certplane_write", True)
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+    return create_async_engine(inline_url(make_url(url)), echo=echo)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import RowMapping, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import RowMapping, bindparam, insert, select, update
 
 from certplane.server.model import Tenant, TenantStatus
 from certplane.server.storage import tables as t
+from certplane.server.storage.db import DbConnection
 from certplane.server.storage.scope import new_id
 
 
@@ -23,12 +23,15 @@ def _tenant(row: RowMapping) -> Tenant:
     )
 
 
+_TENANT_BY_SLUG = select(t.tenants).where(t.tenants.c.slug == bindparam("slug"))
+
+
 class PlatformRepo:
-    def __init__(self, conn: AsyncConnection) -> None:
+    def __init__(self, conn: DbConnection) -> None:
         self._conn = conn
 
     async def tenant_by_slug(self, slug: str) -> Tenant | None:
-        row = await self._conn.execute(select(t.tenants).where(t.tenants.c.slug == slug))
+        row = await self._conn.execute(_TENANT_BY_SLUG, {"slug": slug})
         found = row.mappings().first()
         return None if found is None else _tenant(found)
 

@@ -227,6 +227,7 @@ certificates = Table(
     _ts("created_at"),
     ForeignKeyConstraint(["tenant_id", "order_id"], ["orders.tenant_id", "orders.id"]),
     ForeignKeyConstraint(["tenant_id", "issuer_id"], ["issuers.tenant_id", "issuers.id"]),
+    Index(None, "tenant_id", "order_id"),
 )
 
 events = Table(

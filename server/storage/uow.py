@@ -9,9 +9,8 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 
-from sqlalchemy.ext.asyncio import AsyncConnection
-
-from certplane.server.storage.db import Database
+from certplane.server.model import Tenant
+from certplane.server.storage.db import Database, DbConnection
 from certplane.server.storage.platform import PlatformRepo
 from certplane.server.storage.repos.accounts import AccountRepo
 from certplane.server.storage.repos.certificates import CertificateRepo, IssuerRepo, JobRepo
@@ -20,12 +19,13 @@ from certplane.server.storage.repos.events import EventRepo
 from certplane.server.storage.repos.nonces import NonceRepo
 from certplane.server.storage.repos.orders import AuthzRepo, OrderRepo
 from certplane.server.storage.scope import TenantScope
+from certplane.server.storage.tenant_cache import TenantCache
 
 
 class TenantTx:
     """One transaction, one tenant: every attribute is a repository scoped to it."""
 
-    def __init__(self, conn: AsyncConnection, scope: TenantScope) -> None:
+    def __init__(self, conn: DbConnection, scope: TenantScope) -> None:
         self.scope = scope
         self.accounts = AccountRepo(conn, scope)
         self.orders = OrderRepo(conn, scope)
@@ -41,7 +41,7 @@ class TenantTx:
 class ProvisioningTx:
     """Control-plane only: creating a tenant writes its registry row and its first issuer."""
 
-    def __init__(self, conn: AsyncConnection) -> None:
+    def __init__(self, conn: DbConnection) -> None:
         self._conn = conn
         self.platform = PlatformRepo(conn)
 
@@ -50,8 +50,15 @@ class ProvisioningTx:
 
 
 class UnitOfWork:
-    def __init__(self, db: Database) -> None:
+    """Transactions over one database, and the tenant registry as the request path sees it.
+
+    ``tenant_cache_seconds`` bounds how stale ``tenants.by_slug`` may be (0: never cached).
+    A platform or provisioning transaction of this process clears the cache when it commits.
+    """
+
+    def __init__(self, db: Database, *, tenant_cache_seconds: float = 0.0) -> None:
         self.db = db
+        self.tenants = TenantCache(self._tenant_by_slug, tenant_cache_seconds)
 
     @contextlib.asynccontextmanager
     async def begin(self, scope: TenantScope, *, write: bool = True) -> AsyncIterator[TenantTx]:
@@ -63,9 +70,16 @@ class UnitOfWork:
         """One transaction over platform records and a tenant's records (tenant creation)."""
         async with self.db.transaction(write=True) as conn:
             yield ProvisioningTx(conn)
+        self.tenants.invalidate()
 
     @contextlib.asynccontextmanager
     async def platform(self, *, write: bool = True) -> AsyncIterator[PlatformRepo]:
         """Platform records (tenants, platform CAs): for the control plane and tenant lookup."""
         async with self.db.transaction(write=write) as conn:
             yield PlatformRepo(conn)
+        if write:
+            self.tenants.invalidate()
+
+    async def _tenant_by_slug(self, slug: str) -> Tenant | None:
+        async with self.platform(write=False) as platform:
+            return await platform.tenant_by_slug(slug)

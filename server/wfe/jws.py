@@ -8,6 +8,7 @@ the canonical URL → account valid. Each step raises its own precise problem.
 from __future__ import annotations
 
 import enum
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -83,10 +84,26 @@ async def _lookup_key(
         if mode is KeyMode.JWK:
             raise malformed("this request must be signed with a jwk, not a kid")
         account = await _account_for_kid(tx, ctx, jws.kid)
-        return account, jwk_to_public_key(account.jwk)
+        return account, _account_key(account.jwk)
     if mode is KeyMode.KID:
         raise malformed("this request must be signed with an account kid, not a jwk")
     return None, jwk_to_public_key(jws.jwk)
+
+
+def _account_key(jwk: dict[str, Any]) -> PublicKey:
+    """The public key of a stored account JWK, memoized by the JWK's exact members.
+
+    A pure conversion (no lookup is skipped): the account itself is read on every request.
+    """
+    try:
+        return _key_from_members(tuple(sorted(jwk.items())))
+    except TypeError:  # a member that is not hashable: convert without the memo
+        return jwk_to_public_key(jwk)
+
+
+@functools.lru_cache(maxsize=4096)
+def _key_from_members(members: tuple[tuple[str, Any], ...]) -> PublicKey:
+    return jwk_to_public_key(dict(members))
 
 
 async def _account_for_kid(tx: TenantTx, ctx: TenantContext, kid: str) -> Account:

@@ -100,8 +100,7 @@ async def tenant_middleware(request: web.Request, handler: Handler) -> web.Strea
     if slug is None:
         return await handler(request)
     svc = services(request)
-    async with svc.uow.platform(write=False) as platform:
-        tenant = await platform.tenant_by_slug(slug)
+    tenant = await svc.uow.tenants.by_slug(slug)
     if tenant is None:
         raise not_found("tenant")
     links = Links(svc.config.server.base_url, tenant.slug)

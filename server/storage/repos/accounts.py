@@ -8,7 +8,7 @@ from typing import Any
 
 from certplane.server.model import Account, AccountStatus
 from certplane.server.storage import tables as t
-from certplane.server.storage.repos.base import ScopedRepo
+from certplane.server.storage.repos.base import ScopedRepo, scoped_select, scoped_update, w
 from certplane.server.storage.scope import new_id
 
 
@@ -25,15 +25,21 @@ def _account(row: Mapping[str, Any]) -> Account:
     )
 
 
+_a = t.accounts
+_BY_ID = scoped_select(_a).where(_a.c.id == w("id"))
+_BY_THUMBPRINT = scoped_select(_a).where(_a.c.jwk_thumbprint == w("thumbprint"))
+_UPDATE = scoped_update(_a).where(_a.c.id == w("id"))
+
+
 class AccountRepo(ScopedRepo):
     table = t.accounts
 
     async def get(self, account_id: str) -> Account | None:
-        row = await self._one(self._select().where(t.accounts.c.id == account_id))
+        row = await self._one(_BY_ID, w_id=account_id)
         return None if row is None else _account(row)
 
     async def get_by_thumbprint(self, thumbprint: str) -> Account | None:
-        row = await self._one(self._select().where(t.accounts.c.jwk_thumbprint == thumbprint))
+        row = await self._one(_BY_THUMBPRINT, w_thumbprint=thumbprint)
         return None if row is None else _account(row)
 
     async def create(
@@ -62,17 +68,10 @@ class AccountRepo(ScopedRepo):
         return account
 
     async def update_contact(self, account_id: str, contact: tuple[str, ...]) -> None:
-        stmt = self._update().where(t.accounts.c.id == account_id).values(contact=list(contact))
-        await self._write(stmt)
+        await self._write(_UPDATE, w_id=account_id, contact=list(contact))
 
     async def set_status(self, account_id: str, status: AccountStatus) -> None:
-        stmt = self._update().where(t.accounts.c.id == account_id).values(status=status.value)
-        await self._write(stmt)
+        await self._write(_UPDATE, w_id=account_id, status=status.value)
 
     async def change_key(self, account_id: str, jwk: dict[str, Any], thumbprint: str) -> None:
-        stmt = (
-            self._update()
-            .where(t.accounts.c.id == account_id)
-            .values(jwk=jwk, jwk_thumbprint=thumbprint)
-        )
-        await self._write(stmt)
+        await self._write(_UPDATE, w_id=account_id, jwk=jwk, jwk_thumbprint=thumbprint)

@@ -8,7 +8,7 @@ from typing import Any
 
 from certplane.server.model import Certificate, CertificateStatus, Identifier, IssuerRecord
 from certplane.server.storage import tables as t
-from certplane.server.storage.repos.base import ScopedRepo
+from certplane.server.storage.repos.base import ScopedRepo, scoped_select, scoped_update, w
 from certplane.server.storage.repos.orders import identifiers_from_json
 from certplane.server.storage.scope import new_id
 
@@ -31,15 +31,29 @@ def _certificate(row: Mapping[str, Any]) -> Certificate:
     )
 
 
+_c = t.certificates
+_CERT_BY_ID = scoped_select(_c).where(_c.c.id == w("id"))
+_CERT_BY_SERIAL = scoped_select(_c).where(_c.c.serial == w("serial"))
+_CERT_MOVE = scoped_update(_c).where(_c.c.id == w("id"), _c.c.status == w("from"))
+_CERT_ABANDON = scoped_update(_c).where(
+    _c.c.order_id == w("order_id"), _c.c.status == CertificateStatus.RESERVED.value
+)
+_REVOKED_BY_ISSUER = (
+    scoped_select(_c, _c.c.serial, _c.c.revoked_at, _c.c.revocation_reason)
+    .where(_c.c.issuer_id == w("issuer_id"), _c.c.status == CertificateStatus.REVOKED.value)
+    .order_by(_c.c.revoked_at)
+)
+
+
 class CertificateRepo(ScopedRepo):
     table = t.certificates
 
     async def get(self, cert_id: str) -> Certificate | None:
-        row = await self._one(self._select().where(t.certificates.c.id == cert_id))
+        row = await self._one(_CERT_BY_ID, w_id=cert_id)
         return None if row is None else _certificate(row)
 
     async def get_by_serial(self, serial: str) -> Certificate | None:
-        row = await self._one(self._select().where(t.certificates.c.serial == serial))
+        row = await self._one(_CERT_BY_SERIAL, w_serial=serial)
         return None if row is None else _certificate(row)
 
     async def reserve(
@@ -75,59 +89,39 @@ class CertificateRepo(ScopedRepo):
         not_before: datetime,
         not_after: datetime,
     ) -> bool:
-        stmt = (
-            self._update()
-            .where(
-                t.certificates.c.id == cert_id,
-                t.certificates.c.status == CertificateStatus.RESERVED.value,
-            )
-            .values(
-                status=CertificateStatus.ISSUED.value,
-                chain_pem=chain_pem,
-                spki_sha256=spki_sha256,
-                not_before=not_before,
-                not_after=not_after,
-            )
+        moved = await self._write(
+            _CERT_MOVE,
+            w_id=cert_id,
+            w_from=CertificateStatus.RESERVED.value,
+            status=CertificateStatus.ISSUED.value,
+            chain_pem=chain_pem,
+            spki_sha256=spki_sha256,
+            not_before=not_before,
+            not_after=not_after,
         )
-        return await self._write(stmt) == 1
+        return moved == 1
 
     async def abandon_reserved(self, order_id: str) -> None:
         """Reservations of a failed attempt: never signed, or signed and never released."""
-        stmt = (
-            self._update()
-            .where(
-                t.certificates.c.order_id == order_id,
-                t.certificates.c.status == CertificateStatus.RESERVED.value,
-            )
-            .values(status=CertificateStatus.ABANDONED.value)
+        await self._write(
+            _CERT_ABANDON, w_order_id=order_id, status=CertificateStatus.ABANDONED.value
         )
-        await self._write(stmt)
 
     async def revoked_by_issuer(self, issuer_id: str) -> list[tuple[str, datetime, int]]:
         """(serial hex, revoked_at, reason) of every revoked certificate of one issuer."""
-        c = t.certificates
-        stmt = (
-            self._select()
-            .where(c.c.issuer_id == issuer_id, c.c.status == CertificateStatus.REVOKED.value)
-            .order_by(c.c.revoked_at)
-        )
-        return [
-            (r["serial"], r["revoked_at"], r["revocation_reason"] or 0)
-            for r in await self._all(stmt)
-        ]
+        rows = await self._all(_REVOKED_BY_ISSUER, w_issuer_id=issuer_id)
+        return [(r["serial"], r["revoked_at"], r["revocation_reason"] or 0) for r in rows]
 
     async def revoke(self, cert_id: str, reason: int, now: datetime) -> bool:
-        stmt = (
-            self._update()
-            .where(
-                t.certificates.c.id == cert_id,
-                t.certificates.c.status == CertificateStatus.ISSUED.value,
-            )
-            .values(
-                status=CertificateStatus.REVOKED.value, revoked_at=now, revocation_reason=reason
-            )
+        moved = await self._write(
+            _CERT_MOVE,
+            w_id=cert_id,
+            w_from=CertificateStatus.ISSUED.value,
+            status=CertificateStatus.REVOKED.value,
+            revoked_at=now,
+            revocation_reason=reason,
         )
-        return await self._write(stmt) == 1
+        return moved == 1
 
 
 def _issuer(row: Mapping[str, Any]) -> IssuerRecord:
@@ -141,22 +135,27 @@ def _issuer(row: Mapping[str, Any]) -> IssuerRecord:
     )
 
 
+_i = t.issuers
+_ACTIVE_ISSUER = (
+    scoped_select(_i).where(_i.c.status == "active").order_by(_i.c.created_at.desc()).limit(1)
+)
+_ISSUER_BY_ID = scoped_select(_i).where(_i.c.id == w("id"))
+_ISSUERS = scoped_select(_i).order_by(_i.c.created_at)
+
+
 class IssuerRepo(ScopedRepo):
     table = t.issuers
 
     async def active(self) -> IssuerRecord | None:
-        stmt = self._select().where(t.issuers.c.status == "active")
-        row = await self._one(stmt.order_by(t.issuers.c.created_at.desc()).limit(1))
+        row = await self._one(_ACTIVE_ISSUER)
         return None if row is None else _issuer(row)
 
     async def get(self, issuer_id: str) -> IssuerRecord | None:
-        row = await self._one(self._select().where(t.issuers.c.id == issuer_id))
+        row = await self._one(_ISSUER_BY_ID, w_id=issuer_id)
         return None if row is None else _issuer(row)
 
     async def list(self) -> list[IssuerRecord]:
-        return [
-            _issuer(r) for r in await self._all(self._select().order_by(t.issuers.c.created_at))
-        ]
+        return [_issuer(r) for r in await self._all(_ISSUERS)]
 
     async def create(
         self,
@@ -177,6 +176,11 @@ class IssuerRepo(ScopedRepo):
             status="active",
             created_at=now,
         )
+
+
+_j = t.jobs
+_JOB_BY_ID = scoped_select(_j).where(_j.c.id == w("id"))
+_JOB_UPDATE = scoped_update(_j).where(_j.c.id == w("id"))
 
 
 class JobRepo(ScopedRepo):
@@ -208,17 +212,12 @@ class JobRepo(ScopedRepo):
         return job_id
 
     async def get(self, job_id: str) -> dict[str, Any] | None:
-        row = await self._one(self._select().where(t.jobs.c.id == job_id))
+        row = await self._one(_JOB_BY_ID, w_id=job_id)
         return None if row is None else dict(row)
 
     async def finish(self, job_id: str, status: str, error: str | None = None) -> None:
-        stmt = self._update().where(t.jobs.c.id == job_id).values(status=status, last_error=error)
-        await self._write(stmt)
+        await self._write(_JOB_UPDATE, w_id=job_id, status=status, last_error=error)
 
     async def reschedule(self, job_id: str, run_at: datetime, error: str) -> None:
-        stmt = (
-            self._update()
-            .where(t.jobs.c.id == job_id)
-            .values(run_at=run_at, locked_until=None, last_error=error)
-        )
-        await self._write(stmt)
+        values = {"run_at": run_at, "locked_until": None, "last_error": error}
+        await self._write(_JOB_UPDATE, w_id=job_id, **values)

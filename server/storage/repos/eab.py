@@ -8,7 +8,7 @@ from typing import Any
 
 from certplane.server.model import EabKey, EabStatus
 from certplane.server.storage import tables as t
-from certplane.server.storage.repos.base import ScopedRepo
+from certplane.server.storage.repos.base import ScopedRepo, scoped_select, scoped_update, w
 
 
 def _eab(row: Mapping[str, Any]) -> EabKey:
@@ -23,16 +23,22 @@ def _eab(row: Mapping[str, Any]) -> EabKey:
     )
 
 
+_e = t.eab_keys
+_BY_ID = scoped_select(_e).where(_e.c.id == w("id"))
+_ALL = scoped_select(_e).order_by(_e.c.created_at, _e.c.id)
+# Only an unbound key changes status (bound and revoked are final).
+_FROM_UNBOUND = scoped_update(_e).where(_e.c.id == w("id"), _e.c.status == EabStatus.UNBOUND.value)
+
+
 class EabRepo(ScopedRepo):
     table = t.eab_keys
 
     async def get(self, kid: str) -> EabKey | None:
-        row = await self._one(self._select().where(t.eab_keys.c.id == kid))
+        row = await self._one(_BY_ID, w_id=kid)
         return None if row is None else _eab(row)
 
     async def list(self) -> list[EabKey]:
-        stmt = self._select().order_by(t.eab_keys.c.created_at, t.eab_keys.c.id)
-        return [_eab(row) for row in await self._all(stmt)]
+        return [_eab(row) for row in await self._all(_ALL)]
 
     async def create(self, kid: str, label: str, hmac_sealed: bytes, now: datetime) -> None:
         await self._insert(
@@ -46,18 +52,10 @@ class EabRepo(ScopedRepo):
 
     async def bind(self, kid: str, account_id: str, now: datetime) -> bool:
         """Bind an unbound key; False when another request bound or revoked it first."""
-        stmt = (
-            self._update()
-            .where(t.eab_keys.c.id == kid, t.eab_keys.c.status == EabStatus.UNBOUND.value)
-            .values(status=EabStatus.BOUND.value, account_id=account_id, bound_at=now)
-        )
-        return await self._write(stmt) == 1
+        values = {"status": EabStatus.BOUND.value, "account_id": account_id, "bound_at": now}
+        return await self._write(_FROM_UNBOUND, w_id=kid, **values) == 1
 
     async def revoke(self, kid: str, now: datetime) -> bool:
         """Revoke a key that is still unbound; False otherwise."""
-        stmt = (
-            self._update()
-            .where(t.eab_keys.c.id == kid, t.eab_keys.c.status == EabStatus.UNBOUND.value)
-            .values(status=EabStatus.REVOKED.value, revoked_at=now)
-        )
-        return await self._write(stmt) == 1
+        values = {"status": EabStatus.REVOKED.value, "revoked_at": now}
+        return await self._write(_FROM_UNBOUND, w_id=kid, **values) == 1

@@ -7,8 +7,16 @@ from typing import Any
 
 from certplane.server.model import EventType
 from certplane.server.storage import tables as t
-from certplane.server.storage.repos.base import ScopedRepo
+from certplane.server.storage.repos.base import ScopedRepo, scoped_select, w
 from certplane.server.storage.scope import new_id
+
+_ev = t.events
+_FOR_OBJECT = (
+    scoped_select(_ev)
+    .where(_ev.c.object_type == w("object_type"), _ev.c.object_id == w("object_id"))
+    .order_by(_ev.c.created_at)
+)
+_LIST = scoped_select(_ev).order_by(_ev.c.created_at).limit(w("limit"))
 
 
 class EventRepo(ScopedRepo):
@@ -37,13 +45,8 @@ class EventRepo(ScopedRepo):
         )
 
     async def for_object(self, object_type: str, object_id: str) -> list[dict[str, Any]]:
-        stmt = (
-            self._select()
-            .where(t.events.c.object_type == object_type, t.events.c.object_id == object_id)
-            .order_by(t.events.c.created_at)
-        )
-        return [dict(row) for row in await self._all(stmt)]
+        rows = await self._all(_FOR_OBJECT, w_object_type=object_type, w_object_id=object_id)
+        return [dict(row) for row in rows]
 
     async def list(self, limit: int = 1000) -> list[dict[str, Any]]:
-        stmt = self._select().order_by(t.events.c.created_at).limit(limit)
-        return [dict(row) for row in await self._all(stmt)]
+        return [dict(row) for row in await self._all(_LIST, w_limit=limit)]
