@@ -66,7 +66,8 @@ async def verify_post(request: web.Request, mode: KeyMode) -> VerifiedPost:
     if jws.url != url:
         raise AcmeProblem(ProblemType.UNAUTHORIZED, "JWS url does not match the request URL")
     if account is not None and account.status is not AccountStatus.VALID:
-        raise AcmeProblem(ProblemType.UNAUTHORIZED, f"account is {account.status}")
+        # RFC 8555 §7.3.6: requests from a deactivated account are 401 Unauthorized.
+        raise AcmeProblem(ProblemType.UNAUTHORIZED, f"account is {account.status}", status=401)
     return VerifiedPost(jws, key, account, url)
 
 

@@ -581,12 +581,6 @@ def test_update_account_and_unregister(deployment, new_home):
 
 
 @SQLITE_ONLY
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="RFC 8555 §7.3.6: a request from a deactivated account MUST get 401 unauthorized; "
-    "certplane answers 403",
-)
 def test_deactivated_account_is_answered_401(deployment, new_home):
     """RFC 8555 §7.3.6: "If the server receives a POST or POST-as-GET from a deactivated
     account, it MUST return an error response with status code 401 (Unauthorized) and type

@@ -159,7 +159,7 @@ def test_deactivation_is_final(register):
     response = client.post(client.kid, {"status": "deactivated"})
     assert response.status_code == 200 and response.json()["status"] == "deactivated"
     after = client.new_order("after.example.com")
-    assert after.status_code == 403
+    assert after.status_code == 401
     assert _type(after) == "unauthorized"
 
 
