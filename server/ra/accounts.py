@@ -49,28 +49,27 @@ class AccountService:
         self._deps = deps
 
     async def new_account(
-        self, scope: TenantScope, tenant: Tenant, req: NewAccountRequest
+        self, tx: TenantTx, tenant: Tenant, req: NewAccountRequest
     ) -> tuple[Account, bool]:
         """Create an account, or find the existing one for this key (§7.3, §7.3.1).
 
         Returns the account and whether it was created now.
         """
-        async with self._deps.uow.begin(scope) as tx:
-            existing = await tx.accounts.get_by_thumbprint(req.thumbprint)
-            if existing is not None:
-                return existing, False
-            if req.only_return_existing:
-                raise AcmeProblem(ProblemType.ACCOUNT_DOES_NOT_EXIST, "no account for this key")
-            self._check_terms(req)
-            if req.eab is None and tenant.external_account_required:
-                raise AcmeProblem(
-                    ProblemType.EXTERNAL_ACCOUNT_REQUIRED,
-                    "this tenant requires an externalAccountBinding",
-                )
-            if req.eab is not None:
-                await self._check_eab(tx, scope, req.eab)
-            account = await self._create(tx, req)
-            return account, True
+        existing = await tx.accounts.get_by_thumbprint(req.thumbprint)
+        if existing is not None:
+            return existing, False
+        if req.only_return_existing:
+            raise AcmeProblem(ProblemType.ACCOUNT_DOES_NOT_EXIST, "no account for this key")
+        self._check_terms(req)
+        if req.eab is None and tenant.external_account_required:
+            raise AcmeProblem(
+                ProblemType.EXTERNAL_ACCOUNT_REQUIRED,
+                "this tenant requires an externalAccountBinding",
+            )
+        if req.eab is not None:
+            await self._check_eab(tx, tx.scope, req.eab)
+        account = await self._create(tx, req)
+        return account, True
 
     def _check_terms(self, req: NewAccountRequest) -> None:
         if self._deps.settings.terms_of_service and not req.terms_agreed:
@@ -132,28 +131,27 @@ class AccountService:
         return account
 
     async def update_account(
-        self, scope: TenantScope, account: Account, payload: dict[str, Any]
+        self, tx: TenantTx, account: Account, payload: dict[str, Any]
     ) -> Account:
         """Update contacts or deactivate (§7.3.2, §7.3.6); other fields are ignored."""
         status = payload.get("status")
         if status is not None and status != AccountStatus.DEACTIVATED.value:
             raise malformed('the only status a client may set is "deactivated"')
         contact = parse_contacts(payload["contact"]) if "contact" in payload else None
-        async with self._deps.uow.begin(scope) as tx:
-            now = self._deps.clock.now()
-            if contact is not None:
-                await tx.accounts.update_contact(account.id, contact)
-                await tx.events.append(
-                    EventType.ACCOUNT_UPDATED,
-                    object_type="account",
-                    object_id=account.id,
-                    actor=f"account:{account.id}",
-                    now=now,
-                    contacts=len(contact),
-                )
-            if status is not None:
-                await self._deactivate(tx, account, now)
-            updated = await tx.accounts.get(account.id)
+        now = self._deps.clock.now()
+        if contact is not None:
+            await tx.accounts.update_contact(account.id, contact)
+            await tx.events.append(
+                EventType.ACCOUNT_UPDATED,
+                object_type="account",
+                object_id=account.id,
+                actor=f"account:{account.id}",
+                now=now,
+                contacts=len(contact),
+            )
+        if status is not None:
+            await self._deactivate(tx, account, now)
+        updated = await tx.accounts.get(account.id)
         assert updated is not None
         return updated
 
@@ -169,27 +167,26 @@ class AccountService:
         )
 
     async def change_key(
-        self, scope: TenantScope, account: Account, new_jwk: dict[str, Any], thumbprint: str
+        self, tx: TenantTx, account: Account, new_jwk: dict[str, Any], thumbprint: str
     ) -> Account:
         """Roll the account key (§7.3.5); a key held by another account is a 409 conflict."""
-        async with self._deps.uow.begin(scope) as tx:
-            holder = await tx.accounts.get_by_thumbprint(thumbprint)
-            if holder is not None:
-                raise AcmeProblem(
-                    ProblemType.MALFORMED,
-                    "the new key is already in use by an account",
-                    status=409,
-                    location=self._deps.account_uri(scope, holder.id),
-                )
-            await tx.accounts.change_key(account.id, new_jwk, thumbprint)
-            await tx.events.append(
-                EventType.ACCOUNT_KEY_CHANGED,
-                object_type="account",
-                object_id=account.id,
-                actor=f"account:{account.id}",
-                now=self._deps.clock.now(),
-                new_thumbprint=thumbprint,
+        holder = await tx.accounts.get_by_thumbprint(thumbprint)
+        if holder is not None:
+            raise AcmeProblem(
+                ProblemType.MALFORMED,
+                "the new key is already in use by an account",
+                status=409,
+                location=self._deps.account_uri(tx.scope, holder.id),
             )
-            updated = await tx.accounts.get(account.id)
+        await tx.accounts.change_key(account.id, new_jwk, thumbprint)
+        await tx.events.append(
+            EventType.ACCOUNT_KEY_CHANGED,
+            object_type="account",
+            object_id=account.id,
+            actor=f"account:{account.id}",
+            now=self._deps.clock.now(),
+            new_thumbprint=thumbprint,
+        )
+        updated = await tx.accounts.get(account.id)
         assert updated is not None
         return updated

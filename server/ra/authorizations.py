@@ -46,54 +46,52 @@ class AuthorizationService:
         self._deps = deps
         self._va = va
 
-    async def get_authz(self, scope: TenantScope, account: Account, authz_id: str) -> AuthzState:
-        async with self._deps.uow.begin(scope, write=False) as tx:
-            authz = await _owned_authz(tx, account, authz_id)
+    async def get_authz(self, tx: TenantTx, account: Account, authz_id: str) -> AuthzState:
+        authz = await _owned_authz(tx, account, authz_id)
         return AuthzState(authz, authz.status(self._deps.clock.now()))
 
-    async def deactivate(self, scope: TenantScope, account: Account, authz_id: str) -> AuthzState:
+    async def deactivate(self, tx: TenantTx, account: Account, authz_id: str) -> AuthzState:
         """Client deactivation: only pending or valid authorizations (§7.5.2)."""
-        async with self._deps.uow.begin(scope) as tx:
-            authz = await _owned_authz(tx, account, authz_id)
-            now = self._deps.clock.now()
-            if authz.status(now) not in (AuthzStatus.PENDING, AuthzStatus.VALID):
-                raise malformed(f"authorization is {authz.status(now)}: it cannot be deactivated")
-            frm = (AuthzStatus.PENDING, AuthzStatus.VALID)
-            await tx.authzs.transition(authz.id, frm, AuthzStatus.DEACTIVATED)
-            await tx.events.append(
-                EventType.AUTHZ_DEACTIVATED,
-                object_type="authz",
-                object_id=authz.id,
-                actor=f"account:{account.id}",
-                now=now,
-            )
-            updated = await _owned_authz(tx, account, authz_id)
+        authz = await _owned_authz(tx, account, authz_id)
+        now = self._deps.clock.now()
+        if authz.status(now) not in (AuthzStatus.PENDING, AuthzStatus.VALID):
+            raise malformed(f"authorization is {authz.status(now)}: it cannot be deactivated")
+        frm = (AuthzStatus.PENDING, AuthzStatus.VALID)
+        await tx.authzs.transition(authz.id, frm, AuthzStatus.DEACTIVATED)
+        await tx.events.append(
+            EventType.AUTHZ_DEACTIVATED,
+            object_type="authz",
+            object_id=authz.id,
+            actor=f"account:{account.id}",
+            now=now,
+        )
+        updated = await _owned_authz(tx, account, authz_id)
         return AuthzState(updated, updated.status(now))
 
-    async def get_challenge(
-        self, scope: TenantScope, account: Account, challenge_id: str
-    ) -> Challenge:
-        async with self._deps.uow.begin(scope, write=False) as tx:
-            challenge, _ = await _owned_challenge(tx, account, challenge_id)
+    async def get_challenge(self, tx: TenantTx, account: Account, challenge_id: str) -> Challenge:
+        challenge, _ = await _owned_challenge(tx, account, challenge_id)
         return challenge
 
-    async def respond(self, scope: TenantScope, account: Account, challenge_id: str) -> Challenge:
+    async def respond(self, tx: TenantTx, account: Account, challenge_id: str) -> Challenge:
         """The client says it is ready (§7.5.1): start validation once, answer at once."""
-        async with self._deps.uow.begin(scope) as tx:
-            challenge, authz = await _owned_challenge(tx, account, challenge_id)
-            now = self._deps.clock.now()
-            startable = challenge.status is ChallengeStatus.PENDING
-            if not startable or authz.status(now) is not AuthzStatus.PENDING:
-                return challenge
-            started = await self._start(tx, account, challenge, now)
-            job_id = await tx.jobs.enqueue(
-                VALIDATE_JOB,
-                challenge_id,
-                now=now,
-                locked_until=now + VALIDATION_LEASE,
-                deadline=now + VALIDATION_LEASE,
-            )
-        self._deps.tasks.spawn(self.run_validation(scope, job_id, challenge_id))
+        challenge, authz = await _owned_challenge(tx, account, challenge_id)
+        now = self._deps.clock.now()
+        startable = challenge.status is ChallengeStatus.PENDING
+        if not startable or authz.status(now) is not AuthzStatus.PENDING:
+            return challenge
+        started = await self._start(tx, account, challenge, now)
+        job_id = await tx.jobs.enqueue(
+            VALIDATE_JOB,
+            challenge_id,
+            now=now,
+            locked_until=now + VALIDATION_LEASE,
+            deadline=now + VALIDATION_LEASE,
+        )
+        scope = tx.scope
+        # The validation may only start once the challenge is committed as processing.
+        tx.after_commit(
+            lambda: self._deps.tasks.spawn(self.run_validation(scope, job_id, challenge_id))
+        )
         return started
 
     async def _start(

@@ -13,6 +13,7 @@ import contextlib
 import hashlib
 import ipaddress
 import logging
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -42,6 +43,7 @@ from certplane.server.ra.deps import RADeps
 from certplane.server.ra.issuers import IssuerRegistry
 from certplane.server.ra.orders import OrderState, load_order_state
 from certplane.server.storage.scope import TenantScope
+from certplane.server.storage.uow import TenantTx
 
 log = logging.getLogger(__name__)
 
@@ -57,82 +59,114 @@ def spki_sha256(public_key: Any) -> str:
     return hashlib.sha256(der).hexdigest()
 
 
+Reservation = tuple[str, IssuanceRequest, IssuerBackend]
+
+
+@dataclass
+class Acceptance:
+    """A finalize accepted in a request's transaction; ``task`` runs once it has committed."""
+
+    scope: TenantScope
+    account: Account
+    order_id: str
+    job_id: str
+    task: asyncio.Task[None] | None = None
+
+    def started(self, task: asyncio.Task[None]) -> None:
+        self.task = task
+
+
 class IssuanceService:
     def __init__(self, deps: RADeps, issuers: IssuerRegistry) -> None:
         self._deps = deps
         self._issuers = issuers
 
-    async def finalize(
+    async def accept(
         self,
-        scope: TenantScope,
+        tx: TenantTx,
         tenant: Tenant,
         account: Account,
         account_key: Any,
         order_id: str,
         csr_der: bytes,
-    ) -> OrderState:
-        """Accept a CSR for a ready order and issue, inline when the CA is quick (§7.4)."""
+    ) -> Acceptance:
+        """Finalize's transactional part (§7.4), inside the request's unit of work.
+
+        The order moves to ``processing`` with its CSR, the ``certificate.requested`` event and a
+        leased issuance job are written, and the first serial is reserved; the issuance starts
+        once all of that has committed.
+        """
         if tenant.status is not TenantStatus.ACTIVE:
             raise AcmeProblem(ProblemType.UNAUTHORIZED, "this tenant is suspended: no issuance")
-        job_id = await self._accept(scope, account, account_key, order_id, csr_der)
-        task = self._deps.tasks.spawn(self.run_issuance(scope, job_id, order_id))
-        deadline = self._deps.settings.finalize_deadline.total_seconds()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(asyncio.shield(task), deadline)
-        async with self._deps.uow.begin(scope, write=False) as tx:
-            return await load_order_state(tx, account, order_id, self._deps.clock.now())
+        now = self._deps.clock.now()
+        state = await load_order_state(tx, account, order_id, now)
+        if state.status is not OrderStatus.READY:
+            raise AcmeProblem(ProblemType.ORDER_NOT_READY, f"order is {state.status}, not ready")
+        _check_csr(csr_der, state.order, account_key)
+        moved = await tx.orders.transition(
+            order_id, (OrderStatus.PENDING,), OrderStatus.PROCESSING, csr_der=csr_der
+        )
+        if not moved:
+            raise AcmeProblem(ProblemType.ORDER_NOT_READY, "order is already being finalized")
+        await tx.events.append(
+            EventType.REQUESTED,
+            object_type="order",
+            object_id=order_id,
+            actor=f"account:{account.id}",
+            now=now,
+        )
+        job_id = await tx.jobs.enqueue(
+            ISSUE_JOB,
+            order_id,
+            now=now,
+            locked_until=now + self._deps.settings.finalize_deadline + timedelta(seconds=30),
+            deadline=now + self._deps.settings.issuance_deadline,
+        )
+        reservation = await self._reserve_in(tx, state.order, csr_der)
+        acceptance = Acceptance(tx.scope, account, order_id, job_id)
+        tx.after_commit(lambda: acceptance.started(self._spawn(acceptance, reservation)))
+        return acceptance
 
-    async def _accept(
+    def _spawn(self, acceptance: Acceptance, reservation: Reservation) -> asyncio.Task[None]:
+        return self._deps.tasks.spawn(
+            self.run_issuance(acceptance.scope, acceptance.job_id, acceptance.order_id, reservation)
+        )
+
+    async def complete(self, acceptance: Acceptance) -> OrderState:
+        """Wait for the inline issuance up to the finalize deadline; the order as it then is."""
+        if acceptance.task is not None:
+            deadline = self._deps.settings.finalize_deadline.total_seconds()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(acceptance.task), deadline)
+        async with self._deps.uow.begin(acceptance.scope, write=False) as tx:
+            now = self._deps.clock.now()
+            return await load_order_state(tx, acceptance.account, acceptance.order_id, now)
+
+    async def run_issuance(
         self,
         scope: TenantScope,
-        account: Account,
-        account_key: Any,
+        job_id: str,
         order_id: str,
-        csr_der: bytes,
-    ) -> str:
-        async with self._deps.uow.begin(scope) as tx:
-            now = self._deps.clock.now()
-            state = await load_order_state(tx, account, order_id, now)
-            if state.status is not OrderStatus.READY:
-                raise AcmeProblem(
-                    ProblemType.ORDER_NOT_READY, f"order is {state.status}, not ready"
-                )
-            _check_csr(csr_der, state.order, account_key)
-            moved = await tx.orders.transition(
-                order_id, (OrderStatus.PENDING,), OrderStatus.PROCESSING, csr_der=csr_der
-            )
-            if not moved:
-                raise AcmeProblem(ProblemType.ORDER_NOT_READY, "order is already being finalized")
-            await tx.events.append(
-                EventType.REQUESTED,
-                object_type="order",
-                object_id=order_id,
-                actor=f"account:{account.id}",
-                now=now,
-            )
-            lease = now + self._deps.settings.finalize_deadline + timedelta(seconds=30)
-            return await tx.jobs.enqueue(
-                ISSUE_JOB,
-                order_id,
-                now=now,
-                locked_until=lease,
-                deadline=now + self._deps.settings.issuance_deadline,
-            )
+        reservation: Reservation | None = None,
+    ) -> None:
+        """One attempt of the issuance job; every outcome is recorded, none is lost.
 
-    async def run_issuance(self, scope: TenantScope, job_id: str, order_id: str) -> None:
-        """One attempt of the issuance job; every outcome is recorded, none is lost."""
+        ``reservation`` is the serial finalize reserved; a worker's attempt reserves its own.
+        """
         try:
             if self._deps.settings.finalize_processing:
                 await asyncio.sleep(self._deps.settings.finalize_processing)
-            await self._attempt(scope, job_id, order_id)
+            await self._attempt(scope, job_id, order_id, reservation)
         except IssuanceRefused as exc:
             await self._fail(scope, job_id, order_id, exc.detail)
         except Exception as exc:
             log.exception("issuance job %s failed", job_id)
             await self._retry_or_fail(scope, job_id, order_id, type(exc).__name__)
 
-    async def _attempt(self, scope: TenantScope, job_id: str, order_id: str) -> None:
-        reserved = await self._reserve(scope, job_id, order_id)
+    async def _attempt(
+        self, scope: TenantScope, job_id: str, order_id: str, reservation: Reservation | None
+    ) -> None:
+        reserved = reservation or await self._reserve(scope, job_id, order_id)
         if reserved is None:
             return
         cert_id, request, backend = reserved
@@ -142,30 +176,33 @@ class IssuanceService:
             return
         await self._store(scope, job_id, order_id, cert_id, result)
 
-    async def _reserve(
-        self, scope: TenantScope, job_id: str, order_id: str
-    ) -> tuple[str, IssuanceRequest, IssuerBackend] | None:
-        """Reserve and commit a serial for this attempt; None when there is nothing to issue."""
+    async def _reserve(self, scope: TenantScope, job_id: str, order_id: str) -> Reservation | None:
+        """Reserve and commit a serial for a worker's attempt; None when nothing is to issue."""
         async with self._deps.uow.begin(scope) as tx:
             loaded = await tx.orders.load(order_id)
             if loaded is None or loaded.order.stored_status is not OrderStatus.PROCESSING:
                 await tx.jobs.finish(job_id, "done")
                 return None
-            order, csr_der = loaded.order, loaded.csr_der
-            assert csr_der is not None
-            record, backend = await self._issuers.for_tenant(tx)
-            # A reservation left by a crashed attempt was never released: it is abandoned.
-            await tx.certificates.abandon_reserved(order_id)
-            serial = new_serial()
-            cert_id = await tx.certificates.reserve(
-                serial=format(serial, "x"),
-                issuer_id=record.id,
-                order_id=order_id,
-                account_id=order.account_id,
-                identifiers=order.identifiers,
-                now=self._deps.clock.now(),
-            )
-        return cert_id, self._request(scope, order, serial, csr_der), backend
+            assert loaded.csr_der is not None
+            return await self._reserve_in(tx, loaded.order, loaded.csr_der)
+
+    async def _reserve_in(self, tx: TenantTx, order: Order, csr_der: bytes) -> Reservation:
+        """A fresh serial recorded in ``tx`` before anything is signed.
+
+        A reservation left by an earlier, crashed attempt was never released: it is abandoned.
+        """
+        record, backend = await self._issuers.for_tenant(tx)
+        await tx.certificates.abandon_reserved(order.id)
+        serial = new_serial()
+        cert_id = await tx.certificates.reserve(
+            serial=format(serial, "x"),
+            issuer_id=record.id,
+            order_id=order.id,
+            account_id=order.account_id,
+            identifiers=order.identifiers,
+            now=self._deps.clock.now(),
+        )
+        return cert_id, self._request(tx.scope, order, serial, csr_der), backend
 
     def _request(
         self, scope: TenantScope, order: Order, serial: int, csr_der: bytes

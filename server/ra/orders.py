@@ -29,7 +29,6 @@ from certplane.server.model import (
     order_status,
 )
 from certplane.server.ra.deps import RADeps
-from certplane.server.storage.scope import TenantScope
 from certplane.server.storage.uow import TenantTx
 
 MAX_IDENTIFIERS = 100
@@ -66,15 +65,14 @@ class OrderService:
         self._name_policy = name_policy or NamePolicy()
 
     async def new_order(
-        self, scope: TenantScope, tenant: Tenant, account: Account, payload: dict[str, Any]
+        self, tx: TenantTx, tenant: Tenant, account: Account, payload: dict[str, Any]
     ) -> OrderState:
         """Create an order, reusing this account's live authorizations (§7.4, §7.1.4)."""
         if tenant.status is not TenantStatus.ACTIVE:
             raise AcmeProblem(ProblemType.UNAUTHORIZED, "this tenant is suspended: no new orders")
         identifiers = self._identifiers(payload)
         _refuse_validity_window(payload)
-        async with self._deps.uow.begin(scope) as tx:
-            order = await self._create(tx, account, identifiers)
+        order = await self._create(tx, account, identifiers)
         return OrderState(order, order.stored_status)
 
     def _identifiers(self, payload: dict[str, Any]) -> list[Identifier]:
@@ -144,18 +142,16 @@ class OrderService:
         )
         return authz_id, expires
 
-    async def get_order(self, scope: TenantScope, account: Account, order_id: str) -> OrderState:
+    async def get_order(self, tx: TenantTx, account: Account, order_id: str) -> OrderState:
         """An order of this account with its effective status; anything else is 404."""
-        async with self._deps.uow.begin(scope, write=False) as tx:
-            return await load_order_state(tx, account, order_id, self._deps.clock.now())
+        return await load_order_state(tx, account, order_id, self._deps.clock.now())
 
     async def list_orders(
-        self, scope: TenantScope, account: Account, cursor: str | None, limit: int
+        self, tx: TenantTx, account: Account, cursor: str | None, limit: int
     ) -> tuple[list[str], str | None]:
         """A page of the account's order ids and the cursor of the next page (§7.1.2.1)."""
         after = _decode_cursor(cursor)
-        async with self._deps.uow.begin(scope, write=False) as tx:
-            rows = await tx.orders.page_for_account(account.id, after=after, limit=limit + 1)
+        rows = await tx.orders.page_for_account(account.id, after=after, limit=limit + 1)
         page, more = rows[:limit], len(rows) > limit
         next_cursor = _encode_cursor(page[-1]) if more and page else None
         return [order_id for order_id, _ in page], next_cursor

@@ -12,7 +12,6 @@ from certplane.server.errors import AcmeProblem, ProblemType, malformed, not_fou
 from certplane.server.model import Account, Certificate, CertificateStatus, EventType
 from certplane.server.ra.deps import RADeps
 from certplane.server.ra.issuance import spki_sha256
-from certplane.server.storage.scope import TenantScope
 from certplane.server.storage.uow import TenantTx
 
 # RFC 5280 §5.3.1 reasons a subscriber may give (as Let's Encrypt): unspecified,
@@ -26,7 +25,7 @@ class RevocationService:
 
     async def revoke(
         self,
-        scope: TenantScope,
+        tx: TenantTx,
         *,
         account: Account | None,
         signing_key: Any,
@@ -36,23 +35,22 @@ class RevocationService:
         """Revoke; ``account`` is None when the request was signed with the certificate key."""
         code = _reason_code(reason)
         leaf = _load(certificate_der)
-        async with self._deps.uow.begin(scope) as tx:
-            cert = await _known_certificate(tx, leaf, certificate_der)
-            if cert.status is CertificateStatus.REVOKED:
-                raise AcmeProblem(ProblemType.ALREADY_REVOKED, "certificate is already revoked")
-            await self._authorize(tx, cert, account, signing_key)
-            now = self._deps.clock.now()
-            await tx.certificates.revoke(cert.id, code, now)
-            actor = f"account:{account.id}" if account else "certificate-key"
-            await tx.events.append(
-                EventType.REVOKED,
-                object_type="certificate",
-                object_id=cert.id,
-                actor=actor,
-                now=now,
-                reason=code,
-                serial=cert.serial,
-            )
+        cert = await _known_certificate(tx, leaf, certificate_der)
+        if cert.status is CertificateStatus.REVOKED:
+            raise AcmeProblem(ProblemType.ALREADY_REVOKED, "certificate is already revoked")
+        await self._authorize(tx, cert, account, signing_key)
+        now = self._deps.clock.now()
+        await tx.certificates.revoke(cert.id, code, now)
+        actor = f"account:{account.id}" if account else "certificate-key"
+        await tx.events.append(
+            EventType.REVOKED,
+            object_type="certificate",
+            object_id=cert.id,
+            actor=actor,
+            now=now,
+            reason=code,
+            serial=cert.serial,
+        )
 
     async def _authorize(
         self, tx: TenantTx, cert: Certificate, account: Account | None, signing_key: Any

@@ -8,8 +8,8 @@ SQLAlchemy and SQLite cost. Repositories, units of work and events are unchanged
 (``before_cursor_execute`` fires for every statement).
 
 NOTE(sqlite-inline): a call that blocks blocks the event loop, so nothing here may wait long.
-- Write transactions start with ``BEGIN IMMEDIATE`` tried *without* SQLite's busy handler; while
-  another process holds the write lock the attempt is retried after an ``asyncio.sleep`` backoff
+- Write transactions start with ``BEGIN IMMEDIATE`` under the short busy timeout; while another
+  process holds the write lock longer, the attempt is retried after an ``asyncio.sleep`` backoff
   (the loop keeps serving), up to ``BUSY_DEADLINE_SECONDS``, then ``database is locked``.
 - Every other statement runs with a short busy timeout (``INLINE_BUSY_TIMEOUT_MS``). In WAL mode
   readers never wait for the writer; the busy handler only covers rare corner cases (another
@@ -196,16 +196,17 @@ def begin_immediate(driver: sqlite3.Connection) -> None:
 
 
 def _try_begin_immediate(driver: sqlite3.Connection) -> bool:
-    """One attempt, without SQLite's busy handler: False when another writer holds the lock."""
-    driver.execute("PRAGMA busy_timeout=0")
+    """One attempt: False when another process held the write lock past the short busy timeout.
+
+    Inside one process writers queue on an asyncio lock, so SQLite's busy handler (at most
+    ``INLINE_BUSY_TIMEOUT_MS``) only ever runs while *another* process writes.
+    """
     try:
         driver.execute("BEGIN IMMEDIATE")
     except sqlite3.OperationalError as exc:
         if not _is_busy(exc):
             raise
         return False
-    finally:
-        driver.execute(f"PRAGMA busy_timeout={INLINE_BUSY_TIMEOUT_MS}")
     return True
 
 

@@ -7,7 +7,7 @@ tenant-scoped ``TenantTx`` exposes only scoped repositories (ARCHITECTURE.md §4
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from certplane.server.model import Tenant
 from certplane.server.storage.db import Database, DbConnection
@@ -27,6 +27,7 @@ class TenantTx:
 
     def __init__(self, conn: DbConnection, scope: TenantScope) -> None:
         self.scope = scope
+        self.committed_actions: list[Callable[[], object]] = []
         self.accounts = AccountRepo(conn, scope)
         self.orders = OrderRepo(conn, scope)
         self.authzs = AuthzRepo(conn, scope)
@@ -36,6 +37,13 @@ class TenantTx:
         self.events = EventRepo(conn, scope)
         self.nonces = NonceRepo(conn, scope)
         self.jobs = JobRepo(conn, scope)
+
+    def after_commit(self, action: Callable[[], object]) -> None:
+        """Run ``action`` once this transaction has committed (never after a rollback).
+
+        For work that must see the committed state: a background validation or issuance.
+        """
+        self.committed_actions.append(action)
 
 
 class ProvisioningTx:
@@ -63,7 +71,10 @@ class UnitOfWork:
     @contextlib.asynccontextmanager
     async def begin(self, scope: TenantScope, *, write: bool = True) -> AsyncIterator[TenantTx]:
         async with self.db.transaction(write=write) as conn:
-            yield TenantTx(conn, scope)
+            tx = TenantTx(conn, scope)
+            yield tx
+        for action in tx.committed_actions:
+            action()
 
     @contextlib.asynccontextmanager
     async def provisioning(self) -> AsyncIterator[ProvisioningTx]:

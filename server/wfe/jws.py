@@ -7,9 +7,12 @@ the canonical URL → account valid. Each step raises its own precise problem.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import functools
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from aiohttp import web
@@ -33,10 +36,13 @@ class KeyMode(enum.Enum):
 
 @dataclass(frozen=True)
 class VerifiedPost:
+    """An authenticated request, and the unit of work its use case runs in."""
+
     jws: ParsedJws
     key: PublicKey
     account: Account | None
     url: str
+    tx: TenantTx
 
     @property
     def payload(self) -> dict[str, Any]:
@@ -54,21 +60,41 @@ class VerifiedPost:
         return self.account
 
 
-async def verify_post(request: web.Request, mode: KeyMode) -> VerifiedPost:
+@contextlib.asynccontextmanager
+async def acme_post(request: web.Request, mode: KeyMode) -> AsyncIterator[VerifiedPost]:
+    """Authenticate an ACME POST and keep its unit of work open for the use case.
+
+    One transaction per request: the nonce is redeemed in the same transaction as the use
+    case's writes. If the use case fails, that transaction rolls back and the nonce is then
+    redeemed on its own, so a nonce stays single-use whatever the outcome (§6.5).
+    """
     svc, ctx = services(request), tenant_context(request)
     _check_content_type(request)
     jws = parse_jws(await request.read(), max_bytes=svc.config.server.max_body_bytes)
     url = ctx.links.path_url(request.path_qs)
-    async with svc.uow.begin(ctx.scope) as tx:
-        account, key = await _lookup_key(tx, ctx, jws, mode)
-        verify_jws(jws, key)
-        await _redeem_nonce(tx, svc, ctx, jws.nonce)
+    expires = None
+    try:
+        async with svc.uow.begin(ctx.scope) as tx:
+            account, key = await _lookup_key(tx, ctx, jws, mode)
+            verify_jws(jws, key)
+            expires = await _redeem_nonce(tx, svc, ctx, jws.nonce)
+            _check_after_nonce(svc, jws, url, account)
+            yield VerifiedPost(jws, key, account, url, tx)
+    except BaseException:
+        if expires is not None:
+            await _redeem_alone(svc, ctx, jws.nonce or "", expires)
+        raise
+
+
+def _check_after_nonce(svc: Services, jws: ParsedJws, url: str, account: Account | None) -> None:
+    """The hostile nonce knob, then ``url`` (§6.4), then the account's status (§7.3.6)."""
+    if svc.nonce_reject_percent and svc.rng.randrange(100) < svc.nonce_reject_percent:
+        raise AcmeProblem(ProblemType.BAD_NONCE, "nonce rejected (hostile test setting)")
     if jws.url != url:
         raise AcmeProblem(ProblemType.UNAUTHORIZED, "JWS url does not match the request URL")
     if account is not None and account.status is not AccountStatus.VALID:
         # RFC 8555 §7.3.6: requests from a deactivated account are 401 Unauthorized.
         raise AcmeProblem(ProblemType.UNAUTHORIZED, f"account is {account.status}", status=401)
-    return VerifiedPost(jws, key, account, url)
 
 
 def _check_content_type(request: web.Request) -> None:
@@ -117,10 +143,17 @@ async def _account_for_kid(tx: TenantTx, ctx: TenantContext, kid: str) -> Accoun
     return account
 
 
-async def _redeem_nonce(tx: TenantTx, svc: Services, ctx: TenantContext, nonce: str | None) -> None:
-    now = svc.clock.now()
-    expires = svc.nonces.check(ctx.scope.tenant_id, nonce or "", now)
+async def _redeem_nonce(
+    tx: TenantTx, svc: Services, ctx: TenantContext, nonce: str | None
+) -> datetime:
+    """Redeem in ``tx``; the nonce's expiry, or badNonce when forged, expired or used (§6.5)."""
+    expires = svc.nonces.check(ctx.scope.tenant_id, nonce or "", svc.clock.now())
     if expires is None or not await tx.nonces.redeem(nonce or "", expires):
         raise AcmeProblem(ProblemType.BAD_NONCE, "JWS has an invalid or used anti-replay nonce")
-    if svc.nonce_reject_percent and svc.rng.randrange(100) < svc.nonce_reject_percent:
-        raise AcmeProblem(ProblemType.BAD_NONCE, "nonce rejected (hostile test setting)")
+    return expires
+
+
+async def _redeem_alone(svc: Services, ctx: TenantContext, nonce: str, expires: datetime) -> None:
+    """After the request's transaction rolled back: the nonce is spent all the same."""
+    async with svc.uow.begin(ctx.scope) as tx:
+        await tx.nonces.redeem(nonce, expires)

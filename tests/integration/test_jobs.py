@@ -61,6 +61,14 @@ def _events(server, order_id):
     ]
 
 
+async def _certificate_statuses(server, order_id):
+    services = server.app[SERVICES]
+    async with services.uow.platform(write=False) as p:
+        tenant = await p.tenant_by_slug("open")
+    async with services.uow.begin(TenantScope(tenant.id, tenant.slug), write=False) as tx:
+        return [cert.status.value for cert in await tx.certificates.for_order(order_id)]
+
+
 def test_crashed_finalize_is_finished_by_the_worker(clocked, http01):
     server, platform, clock = clocked
     client, order_url, _ = _ready(server, platform, http01, "crash.alpha.localhost")
@@ -73,12 +81,13 @@ def test_crashed_finalize_is_finished_by_the_worker(clocked, http01):
         async with services.uow.platform(write=False) as p:
             tenant = await p.tenant_by_slug("open")
         scope = TenantScope(tenant.id, tenant.slug)
-        async with services.uow.begin(scope, write=False) as tx:
+        async with services.uow.begin(scope) as tx:
             account = await tx.accounts.get(account_id)
-        # The request's part of finalize, then the process "dies" before running the job.
-        await services.issuance._accept(
-            scope, account, jwk_to_public_key(account.jwk), order_id, der
-        )
+            await services.issuance.accept(
+                tx, tenant, account, jwk_to_public_key(account.jwk), order_id, der
+            )
+            # The request's part of finalize commits; the process "dies" before the job runs.
+            tx.committed_actions.clear()
 
     server.call(accept_without_running)
     assert client.post(order_url).json()["status"] == "processing"
@@ -90,6 +99,9 @@ def test_crashed_finalize_is_finished_by_the_worker(clocked, http01):
     assert client.post(final["certificate"]).status_code == 200
     types = [e["type"] for e in _events(server, order_id)]
     assert "certificate.requested" in types
+    assert "certificate.issued" in types
+    statuses = server.call(lambda: _certificate_statuses(server, order_id))
+    assert sorted(statuses) == ["abandoned", "issued"], "the dead attempt's serial is abandoned"
 
 
 def test_ca_refusal_makes_the_order_invalid_with_an_error(backend, tmp_path, http01, http01_port):

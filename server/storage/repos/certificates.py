@@ -38,6 +38,7 @@ _CERT_MOVE = scoped_update(_c).where(_c.c.id == w("id"), _c.c.status == w("from"
 _CERT_ABANDON = scoped_update(_c).where(
     _c.c.order_id == w("order_id"), _c.c.status == CertificateStatus.RESERVED.value
 )
+_CERTS_OF_ORDER = scoped_select(_c).where(_c.c.order_id == w("order_id")).order_by(_c.c.created_at)
 _REVOKED_BY_ISSUER = (
     scoped_select(_c, _c.c.serial, _c.c.revoked_at, _c.c.revocation_reason)
     .where(_c.c.issuer_id == w("issuer_id"), _c.c.status == CertificateStatus.REVOKED.value)
@@ -51,6 +52,10 @@ class CertificateRepo(ScopedRepo):
     async def get(self, cert_id: str) -> Certificate | None:
         row = await self._one(_CERT_BY_ID, w_id=cert_id)
         return None if row is None else _certificate(row)
+
+    async def for_order(self, order_id: str) -> list[Certificate]:
+        """Every certificate row of an order: issued, revoked, reserved or abandoned attempts."""
+        return [_certificate(row) for row in await self._all(_CERTS_OF_ORDER, w_order_id=order_id)]
 
     async def get_by_serial(self, serial: str) -> Certificate | None:
         row = await self._one(_CERT_BY_SERIAL, w_serial=serial)

@@ -23,32 +23,32 @@ from certplane.server.wfe.jose import (
     public_key_to_jwk,
     verify_jws,
 )
-from certplane.server.wfe.jws import KeyMode, verify_post
+from certplane.server.wfe.jws import KeyMode, acme_post
 from certplane.server.wfe.views import account_view
 
 _KEY_CHANGE_MEMBERS = {"account", "oldKey"}
 
 
 async def new_account(request: web.Request) -> web.Response:
-    post = await verify_post(request, KeyMode.JWK)
-    ctx, svc = tenant_context(request), services(request)
-    payload = post.payload
-    jwk = public_key_to_jwk(post.key)
-    _check_account_key(post.key)
-    req = NewAccountRequest(
-        jwk=jwk,
-        thumbprint=jwk_thumbprint(jwk),
-        contact=parse_contacts(payload.get("contact")),
-        terms_agreed=_optional_bool(payload, "termsOfServiceAgreed"),
-        only_return_existing=_optional_bool(payload, "onlyReturnExisting"),
-        eab=_eab_claim(payload, post.url, post.jws.jwk or jwk),
-    )
-    account, created = await svc.accounts.new_account(ctx.scope, ctx.tenant, req)
-    return acme_json(
-        account_view(account, ctx.links),
-        status=201 if created else 200,
-        location=ctx.links.account(account.id),
-    )
+    async with acme_post(request, KeyMode.JWK) as post:
+        ctx, svc = tenant_context(request), services(request)
+        payload = post.payload
+        jwk = public_key_to_jwk(post.key)
+        _check_account_key(post.key)
+        req = NewAccountRequest(
+            jwk=jwk,
+            thumbprint=jwk_thumbprint(jwk),
+            contact=parse_contacts(payload.get("contact")),
+            terms_agreed=_optional_bool(payload, "termsOfServiceAgreed"),
+            only_return_existing=_optional_bool(payload, "onlyReturnExisting"),
+            eab=_eab_claim(payload, post.url, post.jws.jwk or jwk),
+        )
+        account, created = await svc.accounts.new_account(post.tx, ctx.tenant, req)
+        return acme_json(
+            account_view(account, ctx.links),
+            status=201 if created else 200,
+            location=ctx.links.account(account.id),
+        )
 
 
 def _check_account_key(key: Any) -> None:
@@ -75,54 +75,54 @@ def _eab_claim(payload: dict[str, Any], url: str, outer_jwk: dict[str, Any]) -> 
 
 async def account(request: web.Request) -> web.Response:
     """POST-as-GET fetches; a payload updates contacts or deactivates (§7.3.2, §7.3.6)."""
-    post = await verify_post(request, KeyMode.KID)
-    ctx, svc = tenant_context(request), services(request)
-    current = post.require_account()
-    if request.match_info["account_id"] != current.id:
-        raise not_found("account")
-    if not post.is_post_as_get:
-        current = await svc.accounts.update_account(ctx.scope, current, post.payload)
-    return acme_json(account_view(current, ctx.links), location=ctx.links.account(current.id))
+    async with acme_post(request, KeyMode.KID) as post:
+        ctx, svc = tenant_context(request), services(request)
+        current = post.require_account()
+        if request.match_info["account_id"] != current.id:
+            raise not_found("account")
+        if not post.is_post_as_get:
+            current = await svc.accounts.update_account(post.tx, current, post.payload)
+        return acme_json(account_view(current, ctx.links), location=ctx.links.account(current.id))
 
 
 async def account_orders(request: web.Request) -> web.Response:
     """The account's orders, paginated with ``Link: rel="next"`` (§7.1.2.1)."""
-    post = await verify_post(request, KeyMode.KID)
-    ctx, svc = tenant_context(request), services(request)
-    current = post.require_account()
-    if request.match_info["account_id"] != current.id:
-        raise not_found("orders list")
-    cursor = request.query.get("cursor")
-    ids, next_cursor = await svc.orders.list_orders(
-        ctx.scope, current, cursor, svc.config.acme.orders_page_size
-    )
-    links: tuple[str, ...] = ()
-    if next_cursor is not None:
-        links = (f'<{ctx.links.account_orders(current.id, next_cursor)}>;rel="next"',)
-    return acme_json({"orders": [ctx.links.order(i) for i in ids]}, links=links)
+    async with acme_post(request, KeyMode.KID) as post:
+        ctx, svc = tenant_context(request), services(request)
+        current = post.require_account()
+        if request.match_info["account_id"] != current.id:
+            raise not_found("orders list")
+        cursor = request.query.get("cursor")
+        ids, next_cursor = await svc.orders.list_orders(
+            post.tx, current, cursor, svc.config.acme.orders_page_size
+        )
+        links: tuple[str, ...] = ()
+        if next_cursor is not None:
+            links = (f'<{ctx.links.account_orders(current.id, next_cursor)}>;rel="next"',)
+        return acme_json({"orders": [ctx.links.order(i) for i in ids]}, links=links)
 
 
 async def key_change(request: web.Request) -> web.Response:
     """Roll the account key: every check of §7.3.5."""
-    post = await verify_post(request, KeyMode.KID)
-    ctx, svc = tenant_context(request), services(request)
-    current = post.require_account()
-    inner = _parse_inner(post.payload)
-    if inner.url != post.url:
-        raise malformed("inner JWS url must equal the outer url")
-    new_key = jwk_to_public_key(inner.jwk)
-    verify_jws(inner, new_key)
-    body = inner.payload_json
-    if body is None or set(body) != _KEY_CHANGE_MEMBERS:
-        raise malformed("keyChange payload must hold exactly account and oldKey")
-    if body["account"] != ctx.links.account(current.id):
-        raise malformed("keyChange account does not match the signing account")
-    if jwk_thumbprint(body["oldKey"]) != current.jwk_thumbprint:
-        raise malformed("keyChange oldKey is not the account's current key")
-    _check_account_key(new_key)
-    new_jwk = public_key_to_jwk(new_key)
-    updated = await svc.accounts.change_key(ctx.scope, current, new_jwk, key_thumbprint(new_key))
-    return acme_json(account_view(updated, ctx.links), location=ctx.links.account(updated.id))
+    async with acme_post(request, KeyMode.KID) as post:
+        ctx, svc = tenant_context(request), services(request)
+        current = post.require_account()
+        inner = _parse_inner(post.payload)
+        if inner.url != post.url:
+            raise malformed("inner JWS url must equal the outer url")
+        new_key = jwk_to_public_key(inner.jwk)
+        verify_jws(inner, new_key)
+        body = inner.payload_json
+        if body is None or set(body) != _KEY_CHANGE_MEMBERS:
+            raise malformed("keyChange payload must hold exactly account and oldKey")
+        if body["account"] != ctx.links.account(current.id):
+            raise malformed("keyChange account does not match the signing account")
+        if jwk_thumbprint(body["oldKey"]) != current.jwk_thumbprint:
+            raise malformed("keyChange oldKey is not the account's current key")
+        _check_account_key(new_key)
+        new_jwk = public_key_to_jwk(new_key)
+        updated = await svc.accounts.change_key(post.tx, current, new_jwk, key_thumbprint(new_key))
+        return acme_json(account_view(updated, ctx.links), location=ctx.links.account(updated.id))
 
 
 def _parse_inner(payload: dict[str, Any]) -> ParsedJws:
