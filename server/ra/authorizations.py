@@ -87,10 +87,11 @@ class AuthorizationService:
             locked_until=now + VALIDATION_LEASE,
             deadline=now + VALIDATION_LEASE,
         )
+        found = (started, self._request_for(tx.scope, authz, started, account))
         scope = tx.scope
         # The validation may only start once the challenge is committed as processing.
         tx.after_commit(
-            lambda: self._deps.tasks.spawn(self.run_validation(scope, job_id, challenge_id))
+            lambda: self._deps.tasks.spawn(self.run_validation(scope, job_id, challenge_id, found))
         )
         return started
 
@@ -114,10 +115,19 @@ class AuthorizationService:
         assert stored is not None
         return stored
 
-    async def run_validation(self, scope: TenantScope, job_id: str, challenge_id: str) -> None:
-        """Validate and persist the outcome; the VA never touches the database."""
+    async def run_validation(
+        self,
+        scope: TenantScope,
+        job_id: str,
+        challenge_id: str,
+        found: tuple[Challenge, ValidationRequest] | None = None,
+    ) -> None:
+        """Validate and persist the outcome; the VA never touches the database.
+
+        ``found`` is what the responding request already knew; a worker loads it afresh.
+        """
         try:
-            found = await self._validation_request(scope, challenge_id)
+            found = found or await self._validation_request(scope, challenge_id)
             if found is None:
                 await self._finish_job(scope, job_id)
                 return
@@ -142,7 +152,13 @@ class AuthorizationService:
                 return None
             account = await tx.accounts.get(authz.account_id)
             assert account is not None
-        return challenge, ValidationRequest(
+        return challenge, self._request_for(scope, authz, challenge, account)
+
+    def _request_for(
+        self, scope: TenantScope, authz: Authorization, challenge: Challenge, account: Account
+    ) -> ValidationRequest:
+        """The primitives the VA validates with (ARCHITECTURE.md §3.6)."""
+        return ValidationRequest(
             identifier=authz.identifier if not authz.wildcard else _wildcard(authz),
             challenge_type=challenge.type,
             token=challenge.token,

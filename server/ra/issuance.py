@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hashlib
 import ipaddress
 import logging
@@ -68,11 +69,15 @@ class Acceptance:
 
     scope: TenantScope
     account: Account
-    order_id: str
+    order: Order
     job_id: str
-    task: asyncio.Task[None] | None = None
+    task: asyncio.Task[str | None] | None = None
 
-    def started(self, task: asyncio.Task[None]) -> None:
+    @property
+    def order_id(self) -> str:
+        return self.order.id
+
+    def started(self, task: asyncio.Task[str | None]) -> None:
         self.task = task
 
 
@@ -123,11 +128,11 @@ class IssuanceService:
             deadline=now + self._deps.settings.issuance_deadline,
         )
         reservation = await self._reserve_in(tx, state.order, csr_der)
-        acceptance = Acceptance(tx.scope, account, order_id, job_id)
+        acceptance = Acceptance(tx.scope, account, state.order, job_id)
         tx.after_commit(lambda: acceptance.started(self._spawn(acceptance, reservation)))
         return acceptance
 
-    def _spawn(self, acceptance: Acceptance, reservation: Reservation) -> asyncio.Task[None]:
+    def _spawn(self, acceptance: Acceptance, reservation: Reservation) -> asyncio.Task[str | None]:
         return self._deps.tasks.spawn(
             self.run_issuance(acceptance.scope, acceptance.job_id, acceptance.order_id, reservation)
         )
@@ -137,7 +142,13 @@ class IssuanceService:
         if acceptance.task is not None:
             deadline = self._deps.settings.finalize_deadline.total_seconds()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.shield(acceptance.task), deadline)
+                cert_id = await asyncio.wait_for(asyncio.shield(acceptance.task), deadline)
+                if cert_id is not None:
+                    # NOTE(no-reread): the task committed exactly this transition.
+                    issued = dataclasses.replace(
+                        acceptance.order, stored_status=OrderStatus.VALID, certificate_id=cert_id
+                    )
+                    return OrderState(issued, OrderStatus.VALID)
         async with self._deps.uow.begin(acceptance.scope, write=False) as tx:
             now = self._deps.clock.now()
             return await load_order_state(tx, acceptance.account, acceptance.order_id, now)
@@ -148,33 +159,36 @@ class IssuanceService:
         job_id: str,
         order_id: str,
         reservation: Reservation | None = None,
-    ) -> None:
+    ) -> str | None:
         """One attempt of the issuance job; every outcome is recorded, none is lost.
 
         ``reservation`` is the serial finalize reserved; a worker's attempt reserves its own.
+        Returns the certificate id when this attempt issued.
         """
         try:
             if self._deps.settings.finalize_processing:
                 await asyncio.sleep(self._deps.settings.finalize_processing)
-            await self._attempt(scope, job_id, order_id, reservation)
+            return await self._attempt(scope, job_id, order_id, reservation)
         except IssuanceRefused as exc:
             await self._fail(scope, job_id, order_id, exc.detail)
         except Exception as exc:
             log.exception("issuance job %s failed", job_id)
             await self._retry_or_fail(scope, job_id, order_id, type(exc).__name__)
+        return None
 
     async def _attempt(
         self, scope: TenantScope, job_id: str, order_id: str, reservation: Reservation | None
-    ) -> None:
+    ) -> str | None:
+        """The certificate id when this attempt issued, else None."""
         reserved = reservation or await self._reserve(scope, job_id, order_id)
         if reserved is None:
-            return
+            return None
         cert_id, request, backend = reserved
         result = await backend.issue(request)
         if isinstance(result, Deferred):
             await self._reschedule(scope, job_id, timedelta(seconds=result.retry_after_seconds))
-            return
-        await self._store(scope, job_id, order_id, cert_id, result)
+            return None
+        return await self._store(scope, job_id, order_id, cert_id, result)
 
     async def _reserve(self, scope: TenantScope, job_id: str, order_id: str) -> Reservation | None:
         """Reserve and commit a serial for a worker's attempt; None when nothing is to issue."""
@@ -225,7 +239,8 @@ class IssuanceService:
 
     async def _store(
         self, scope: TenantScope, job_id: str, order_id: str, cert_id: str, issued: Issued
-    ) -> None:
+    ) -> str:
+        """Record the certificate, the order ``valid`` and the ``issued`` event; the cert id."""
         leaf = x509.load_der_x509_certificate(issued.certificate_der)
         async with self._deps.uow.begin(scope) as tx:
             now = self._deps.clock.now()
@@ -250,6 +265,7 @@ class IssuanceService:
                 serial=format(leaf.serial_number, "x"),
                 not_after=leaf.not_valid_after_utc.isoformat(),
             )
+        return cert_id
 
     async def _fail(self, scope: TenantScope, job_id: str, order_id: str, detail: str) -> None:
         """The order becomes invalid with the reason in ``order.error``; reservations abandoned."""

@@ -18,14 +18,30 @@ import contextlib
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any, Protocol
 
-from sqlalchemy.engine import Connection, CursorResult, Dialect, make_url
+from sqlalchemy.engine import Connection, Dialect, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.sql.expression import Executable
 
+from certplane.server.storage.sqlite_fast import FastExecutor
 from certplane.server.storage.sqlite_inline import InlineTransactions, inline_url
 
 # One row of parameters, several (an executemany), or none.
 Params = Mapping[str, Any] | Sequence[Mapping[str, Any]] | None
+
+
+class Rows(Protocol):
+    def first(self) -> Any: ...
+
+    def all(self) -> Sequence[Any]: ...
+
+
+class StatementResult(Protocol):
+    """The part of a result the repositories use: mapping rows and the row count."""
+
+    @property
+    def rowcount(self) -> int: ...
+
+    def mappings(self) -> Rows: ...
 
 
 class DbConnection(Protocol):
@@ -36,22 +52,25 @@ class DbConnection(Protocol):
 
     async def execute(
         self, statement: Executable, parameters: Params = None
-    ) -> CursorResult[Any]: ...
+    ) -> StatementResult: ...
 
 
 class _InlineConnection:
     """A synchronous connection whose statements run on the loop thread (SQLite)."""
 
-    __slots__ = ("_conn",)
+    __slots__ = ("_conn", "_fast")
 
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: Connection, fast: FastExecutor) -> None:
         self._conn = conn
+        self._fast = fast
 
     @property
     def dialect(self) -> Dialect:
         return self._conn.dialect
 
-    async def execute(self, statement: Executable, parameters: Params = None) -> CursorResult[Any]:
+    async def execute(self, statement: Executable, parameters: Params = None) -> StatementResult:
+        if self._fast.handles(statement, parameters):
+            return self._fast.execute(self._conn, statement, parameters)
         return self._conn.execute(statement, parameters)
 
 
@@ -67,7 +86,7 @@ class _AsyncConnection:
     def dialect(self) -> Dialect:
         return self._conn.dialect
 
-    async def execute(self, statement: Executable, parameters: Params = None) -> CursorResult[Any]:
+    async def execute(self, statement: Executable, parameters: Params = None) -> StatementResult:
         return await self._conn.execute(statement, parameters)
 
 
@@ -80,6 +99,7 @@ class Database:
         self.engine: AsyncEngine = _create_engine(url, echo=echo, sqlite=self.is_sqlite)
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
         self._inline = InlineTransactions(self.engine.sync_engine) if self.is_sqlite else None
+        self._fast = FastExecutor(self.engine.dialect)
 
     @contextlib.asynccontextmanager
     async def transaction(self, *, write: bool) -> AsyncIterator[DbConnection]:
@@ -92,7 +112,7 @@ class Database:
             _maybe(self._write_lock if write else None),
             self._inline.transaction(write=write) as inline,
         ):
-            yield _InlineConnection(inline)
+            yield _InlineConnection(inline, self._fast)
 
     async def dispose(self) -> None:
         if self._inline is not None:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import RowMapping, bindparam, insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 
 from certplane.server.model import Tenant, TenantStatus
 from certplane.server.storage import tables as t
@@ -12,7 +14,7 @@ from certplane.server.storage.db import DbConnection
 from certplane.server.storage.scope import new_id
 
 
-def _tenant(row: RowMapping) -> Tenant:
+def _tenant(row: Mapping[str, Any]) -> Tenant:
     return Tenant(
         id=row["id"],
         slug=row["slug"],
@@ -37,7 +39,7 @@ class PlatformRepo:
 
     async def tenants(self) -> list[Tenant]:
         rows = await self._conn.execute(select(t.tenants).order_by(t.tenants.c.slug))
-        return [_tenant(r) for r in rows.mappings()]
+        return [_tenant(r) for r in rows.mappings().all()]
 
     async def create_tenant(
         self, slug: str, display_name: str, *, eab_required: bool, now: datetime
@@ -61,11 +63,12 @@ class PlatformRepo:
         stmt = update(t.tenants).where(t.tenants.c.id == tenant_id).values(status=status.value)
         await self._conn.execute(stmt)
 
-    async def platform_ca(self, role: str) -> RowMapping | None:
+    async def platform_ca(self, role: str) -> Mapping[str, Any] | None:
         stmt = select(t.platform_cas).where(
             t.platform_cas.c.role == role, t.platform_cas.c.active.is_(True)
         )
-        return (await self._conn.execute(stmt)).mappings().first()
+        row: Mapping[str, Any] | None = (await self._conn.execute(stmt)).mappings().first()
+        return row
 
     async def add_platform_ca(
         self, role: str, certificate_pem: str, key_ref: str, now: datetime

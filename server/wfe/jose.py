@@ -62,6 +62,7 @@ _ALG_KEY_TYPE = dict(ES256="P-256", ES384="P-384", ES512="P-521", RS256="RSA", E
 _ECDSA_HASHES: dict[str, hashes.HashAlgorithm] = dict(
     ES256=hashes.SHA256(), ES384=hashes.SHA384(), ES512=hashes.SHA512()
 )
+_ECDSA_ALGORITHMS = {alg: ec.ECDSA(digest) for alg, digest in _ECDSA_HASHES.items()}
 _HMAC_DIGESTS = {"HS256": hashlib.sha256, "HS384": hashlib.sha384, "HS512": hashlib.sha512}
 _EAB = "externalAccountBinding"
 _EAB_FAILED = "external account binding could not be verified"
@@ -433,7 +434,7 @@ def _verify_ecdsa(
         raise InvalidSignature
     r = int.from_bytes(signature[:size], "big")
     s = int.from_bytes(signature[size:], "big")
-    key.verify(encode_dss_signature(r, s), signing_input, ec.ECDSA(_ECDSA_HASHES[alg]))
+    key.verify(encode_dss_signature(r, s), signing_input, _ECDSA_ALGORITHMS[alg])
 
 
 def verify_jws(jws: ParsedJws, key: PublicKey) -> None:
