@@ -9,7 +9,7 @@ $(BIN)/certplane: pyproject.toml
 	$(PYTHON) scripts/check_python.py
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e .
+	$(BIN)/pip install -q -e '.[demo]'
 	touch $@
 
 run: $(BIN)/certplane

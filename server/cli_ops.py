@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -209,6 +210,7 @@ def demo_summary(config: Config, kid: str, hmac_key: str) -> str:
     directory = f"{config.server.base_url}/acme/{DEMO_TENANT}/directory"
     root = config.data_path("root.pem").resolve()
     work = config.data_path("certbot").resolve()
+    certbot = _certbot_command()
     port = config.validation.http01_port
     port_flag = "" if port == 80 else f" --http-01-port {port}"
     return "\n".join(
@@ -221,13 +223,19 @@ def demo_summary(config: Config, kid: str, hmac_key: str) -> str:
             "  validation    : loopback and .localhost names allowed (demo configuration only)",
             "",
             f"Get a certificate (certbot listens on port {port} for http-01):",
-            f"  REQUESTS_CA_BUNDLE={root} certbot certonly --server {directory} \\",
+            f"  REQUESTS_CA_BUNDLE={root} {certbot} certonly --server {directory} \\",
             f"    --eab-kid={kid} --eab-hmac-key={hmac_key} \\",
             f"    --standalone{port_flag} -d demo.localhost --agree-tos -m admin@example.com -n \\",
             f"    --config-dir {work}/config --work-dir {work}/work --logs-dir {work}/logs",
             "",
         ]
     )
+
+
+def _certbot_command() -> str:
+    """certbot installed beside certplane (``make run`` installs it), else the one on PATH."""
+    beside = Path(sys.executable).parent / "certbot"
+    return str(beside) if beside.exists() else "certbot"
 
 
 def tls_context(config: Config) -> ssl.SSLContext | None:

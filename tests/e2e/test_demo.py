@@ -81,7 +81,7 @@ def test_printed_certbot_command_obtains_a_certificate(demo):
         r"WARNING .*validation may connect to special-purpose network 127\.0\.0\.0/8", output
     )
     command = _printed_command(output)
-    assert command.startswith("REQUESTS_CA_BUNDLE=") and " certbot certonly " in command
+    assert command.startswith("REQUESTS_CA_BUNDLE=") and f" {BIN / 'certbot'} certonly " in command
     result = subprocess.run(
         ["bash", "-c", command],
         capture_output=True,
