@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test lint unit integration bench clean
+.PHONY: run test conformance bench clean
 
 $(BIN)/certplane: pyproject.toml
 	$(PYTHON) scripts/check_python.py
@@ -23,7 +23,13 @@ test:
 	bash scripts/source-tree.sh
 	$(BIN)/mypy
 	PYTHONPATH=build/source-tree $(BIN)/lint-imports
+	$(BIN)/pytest -q conformance --target pebble
+	$(BIN)/pytest -q conformance --target certplane
 	$(BIN)/pytest -q -p no:randomly
+
+conformance:
+	$(BIN)/pytest -q conformance --target certplane
+	$(BIN)/pytest -q conformance --target pebble
 
 bench: $(BIN)/certplane
 	$(BIN)/python bench/issuance.py

@@ -56,6 +56,9 @@ class AccountService:
         Returns the account and whether it was created now.
         """
         existing = await tx.accounts.get_by_thumbprint(req.thumbprint)
+        if existing is not None and existing.status is not AccountStatus.VALID:
+            # RFC 8555 §7.3.6: a deactivated account's key authorizes nothing, not even this.
+            raise AcmeProblem(ProblemType.UNAUTHORIZED, f"account is {existing.status}", status=401)
         if existing is not None:
             return existing, False
         if req.only_return_existing:

@@ -160,6 +160,10 @@ def test_deactivation_is_final(register):
     assert response.status_code == 200 and response.json()["status"] == "deactivated"
     after = client.new_order("after.example.com")
     assert after.status_code == 401
+    again = client.post(
+        client.directory["newAccount"], {"termsOfServiceAgreed": True}, use_jwk=True
+    )
+    assert again.status_code == 401 and _type(again) == "unauthorized"
     assert _type(after) == "unauthorized"
 
 

@@ -1,0 +1,227 @@
+"""Targets of the black-box conformance suite: certplane, Pebble, or any directory URL.
+
+The suite only ever speaks HTTP to ``Target.directory`` (and ``second_directory``). Starting a
+target, and handing out EAB keys the way a CA operator would, is the only thing done here that
+is not ACME.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import ipaddress
+import json
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import requests
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from cptest.dnslab import DnsLab
+from cptest.net import free_port
+from cptest.responders import Http01Responder
+
+READY_SECONDS = 30.0
+OPEN_TENANT = "conf-open"
+EAB_TENANT = "conf-eab"
+PEBBLE_ENV = {"PEBBLE_VA_NOSLEEP": "1", "PEBBLE_WFE_NONCEREJECT": "0", "PEBBLE_AUTHZREUSE": "0"}
+
+
+@dataclass(frozen=True)
+class Eab:
+    kid: str
+    hmac_key: str  # base64url
+
+
+@dataclass
+class Target:
+    """What a test may use: directory URLs, TLS trust, EAB keys, and the validation lab."""
+
+    name: str
+    directory: str
+    verify: str | bool = True
+    second_directory: str | None = None
+    second_needs_eab: bool = False
+    lab: DnsLab | None = None
+    http01: Http01Responder | None = None
+    _eab_factory: Callable[[], Eab | None] | None = None
+
+    def new_eab(self) -> Eab | None:
+        """A fresh EAB key for ``second_directory`` (None when the target has none to give)."""
+        return self._eab_factory() if self._eab_factory else None
+
+    def session(self) -> requests.Session:
+        session = requests.Session()
+        session.trust_env = False  # REQUESTS_CA_BUNDLE and proxies would override ``verify``
+        session.verify = self.verify
+        return session
+
+
+def _self_signed(directory: Path) -> tuple[Path, Path]:
+    """A loopback TLS certificate (127.0.0.1, localhost) for Pebble's HTTPS listener."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "conformance loopback")])
+    now = datetime.datetime.now(datetime.UTC)
+    san = [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName(san), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = directory / "tls.crt", directory / "tls.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path
+
+
+def _wait_directory(
+    url: str, verify: str | bool, alive: Callable[[], bool], log: Callable[[], str]
+):
+    """GET the directory until it answers 200, for at most ``READY_SECONDS``."""
+    deadline = time.monotonic() + READY_SECONDS
+    while time.monotonic() < deadline:
+        if not alive():
+            raise RuntimeError(f"target exited during start:\n{log()}")
+        with contextlib.suppress(requests.RequestException):
+            if requests.get(url, verify=verify, timeout=2).status_code == 200:
+                return
+        time.sleep(0.1)
+    raise RuntimeError(f"target not ready after {READY_SECONDS:g} s:\n{log()}")
+
+
+@contextlib.contextmanager
+def certplane_target() -> Iterator[Target]:
+    """A fresh certplane (SQLite) in a thread: an open tenant and an EAB-required tenant."""
+    from cptest.server import ServerThread, make_config, provision
+
+    workdir = Path(tempfile.mkdtemp(prefix="certplane-conformance-"))
+    http01_port = free_port()
+    with DnsLab() as lab, Http01Responder(http01_port) as http01:
+        config = make_config(
+            workdir,
+            f"sqlite+aiosqlite:///{workdir}/certplane.db",
+            http01_port=http01_port,
+            tlsalpn01_port=lab.tlsalpn01_port,
+            dns_servers=(lab.dns_server,),
+        )
+        platform = provision(config, {OPEN_TENANT: False, EAB_TENANT: True})
+        server = ServerThread(platform.config).start()
+        unused = [platform.eab[EAB_TENANT]]
+
+        def new_eab() -> Eab:
+            key = unused.pop() if unused else None
+            if key is None:
+                key = server.call(lambda: server.provisioner().create_eab(EAB_TENANT, "conf"))
+            return Eab(key.kid, key.hmac_key)
+
+        try:
+            yield Target(
+                name="certplane",
+                directory=platform.directory(OPEN_TENANT),
+                second_directory=platform.directory(EAB_TENANT),
+                second_needs_eab=True,
+                lab=lab,
+                http01=http01,
+                _eab_factory=new_eab,
+            )
+        finally:
+            server.stop()
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
+@contextlib.contextmanager
+def pebble_target() -> Iterator[Target]:
+    """Debian's Pebble on free loopback ports, validating against a DnsLab and our responder."""
+    workdir = Path(tempfile.mkdtemp(prefix="pebble-conformance-"))
+    http01_port = free_port()
+    with DnsLab() as lab, Http01Responder(http01_port) as http01:
+        cert, key = _self_signed(workdir)
+        port = free_port()
+        config: dict[str, Any] = {
+            "pebble": {
+                "listenAddress": f"127.0.0.1:{port}",
+                "managementListenAddress": f"127.0.0.1:{free_port()}",
+                "certificate": str(cert),
+                "privateKey": str(key),
+                "httpPort": http01_port,
+                "tlsPort": lab.tlsalpn01_port,
+                "ocspResponderURL": "",
+                "externalAccountBindingRequired": False,
+            }
+        }
+        config_path = workdir / "pebble-config.json"
+        config_path.write_text(json.dumps(config))
+        log_path = workdir / "pebble.log"
+        argv = ["pebble", "-config", str(config_path), "-dnsserver", lab.dns_server]
+        with log_path.open("wb") as log:
+            proc = subprocess.Popen(
+                argv,
+                cwd=workdir,
+                env={"PATH": "/usr/bin:/bin", **PEBBLE_ENV},
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        try:
+            directory = f"https://127.0.0.1:{port}/dir"
+            _wait_directory(
+                directory,
+                str(cert),
+                lambda: proc.poll() is None,
+                lambda: log_path.read_text(errors="replace")[-4000:],
+            )
+            yield Target(
+                name="pebble", directory=directory, verify=str(cert), lab=lab, http01=http01
+            )
+        finally:
+            _stop(proc)
+
+
+@contextlib.contextmanager
+def external_target(
+    directory: str,
+    ca_bundle: str | None,
+    eab: Eab | None,
+    second_directory: str | None,
+) -> Iterator[Target]:
+    """Any directory URL; no validation lab, so challenge tests skip."""
+    given = [eab] if eab else []
+    yield Target(
+        name="external",
+        directory=directory,
+        verify=ca_bundle or True,
+        second_directory=second_directory,
+        second_needs_eab=eab is not None,
+        _eab_factory=lambda: given.pop() if given else None,
+    )
