@@ -7,18 +7,11 @@ then kill) when the benchmark ends, however it ends.
 from __future__ import annotations
 
 import atexit
-import datetime
-import ipaddress
 import os
 import socket
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
-
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 STOP_GRACE_SECONDS = 5.0
@@ -113,32 +106,3 @@ def host_ticks() -> tuple[int, int]:
 
 def ticks_to_ms(ticks: int) -> float:
     return ticks * 1000.0 / CLK_TCK
-
-
-def self_signed(directory: Path) -> tuple[Path, Path]:
-    """A loopback TLS certificate (127.0.0.1, localhost) for a target's HTTPS listener."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "bench loopback")])
-    now = datetime.datetime.now(datetime.UTC)
-    san = [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName(san), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = directory / "tls.crt", directory / "tls.key"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_path, key_path

@@ -21,9 +21,10 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from cptest.pebble import loopback_tls_certificate, write_pebble_config
 
 from cpbench.client import Transport
-from cpbench.procs import cpu_ticks, free_port, self_signed, spawn, stop
+from cpbench.procs import cpu_ticks, free_port, spawn, stop
 
 READY_SECONDS = 30.0
 TENANT = "open"
@@ -101,7 +102,7 @@ def certplane_config(workdir: Path, http01_port: int, *, tls: bool) -> Any:
         base_url=f"{scheme}://127.0.0.1:{port}",
     )
     if tls:
-        cert, key = self_signed(workdir)
+        cert, key = loopback_tls_certificate(workdir, "bench loopback")
         server = dataclasses.replace(server, tls_cert_file=str(cert), tls_key_file=str(key))
     validation = dataclasses.replace(
         config.validation,
@@ -175,22 +176,15 @@ def start_pebble(http01_port: int) -> Running:
         workdir / "challtestsrv.log",
         cwd=workdir,
     )  # fmt: skip
-    cert, key = self_signed(workdir)
     port = free_port()
-    config = {
-        "pebble": {
-            "listenAddress": f"127.0.0.1:{port}",
-            "managementListenAddress": f"127.0.0.1:{free_port()}",
-            "certificate": str(cert),
-            "privateKey": str(key),
-            "httpPort": http01_port,
-            "tlsPort": free_port(),
-            "ocspResponderURL": "",
-            "externalAccountBindingRequired": False,
-        }
-    }
-    config_path = workdir / "pebble-config.json"
-    config_path.write_text(json.dumps(config, indent=2))
+    config_path, _ = write_pebble_config(
+        workdir,
+        port=port,
+        management_port=free_port(),
+        http01_port=http01_port,
+        tls_port=free_port(),
+        common_name="bench loopback",
+    )
     argv = ["pebble", "-config", str(config_path), "-dnsserver", f"127.0.0.1:{dns_port}"]
     proc = spawn(argv, log, cwd=workdir, env=PEBBLE_ENV)
     detail = {"env": PEBBLE_ENV, "dns": f"127.0.0.1:{dns_port}", "tls": True}

@@ -8,25 +8,18 @@ is not ACME.
 from __future__ import annotations
 
 import contextlib
-import datetime
-import ipaddress
-import json
 import subprocess
 import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import requests
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from cptest.dnslab import DnsLab
 from cptest.net import free_port
+from cptest.pebble import write_pebble_config
 from cptest.responders import Http01Responder
 
 READY_SECONDS = 30.0
@@ -63,37 +56,6 @@ class Target:
         session.trust_env = False  # REQUESTS_CA_BUNDLE and proxies would override ``verify``
         session.verify = self.verify
         return session
-
-
-def _self_signed(directory: Path) -> tuple[Path, Path]:
-    """A loopback TLS certificate (127.0.0.1, localhost) for Pebble's HTTPS listener."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "conformance loopback")])
-    now = datetime.datetime.now(datetime.UTC)
-    san = [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName(san), critical=False)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = directory / "tls.crt", directory / "tls.key"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_path, key_path
 
 
 def _wait_directory(
@@ -166,22 +128,15 @@ def pebble_target() -> Iterator[Target]:
     workdir = Path(tempfile.mkdtemp(prefix="pebble-conformance-"))
     http01_port = free_port()
     with DnsLab() as lab, Http01Responder(http01_port) as http01:
-        cert, key = _self_signed(workdir)
         port = free_port()
-        config: dict[str, Any] = {
-            "pebble": {
-                "listenAddress": f"127.0.0.1:{port}",
-                "managementListenAddress": f"127.0.0.1:{free_port()}",
-                "certificate": str(cert),
-                "privateKey": str(key),
-                "httpPort": http01_port,
-                "tlsPort": lab.tlsalpn01_port,
-                "ocspResponderURL": "",
-                "externalAccountBindingRequired": False,
-            }
-        }
-        config_path = workdir / "pebble-config.json"
-        config_path.write_text(json.dumps(config))
+        config_path, cert = write_pebble_config(
+            workdir,
+            port=port,
+            management_port=free_port(),
+            http01_port=http01_port,
+            tls_port=lab.tlsalpn01_port,
+            common_name="conformance loopback",
+        )
         log_path = workdir / "pebble.log"
         argv = ["pebble", "-config", str(config_path), "-dnsserver", lab.dns_server]
         with log_path.open("wb") as log:
