@@ -28,8 +28,11 @@ test:
 	$(BIN)/pytest -q -p no:randomly
 
 conformance:
-	$(BIN)/pytest -q conformance --target certplane
-	$(BIN)/pytest -q conformance --target pebble
+	mkdir -p build
+	$(BIN)/pytest -q conformance --target certplane --report build/conformance-certplane.json
+	$(BIN)/pytest -q conformance --target pebble --report build/conformance-pebble.json
+	$(BIN)/python conformance/report.py build/conformance-certplane.json \
+		build/conformance-pebble.json docs/conformance.md
 
 bench: $(BIN)/certplane
 	$(BIN)/python bench/issuance.py

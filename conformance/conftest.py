@@ -7,6 +7,7 @@ on that target only.
 
 from __future__ import annotations
 
+import json
 import sys
 import tomllib
 from collections.abc import Iterator
@@ -34,6 +35,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--eab-kid", help="EAB key id for the external target")
     group.addoption("--eab-hmac-key", help="EAB HMAC key (base64url)")
     group.addoption("--second-tenant-directory", help="another tenant's directory URL")
+    group.addoption("--report", help="write each test's outcome to this JSON file")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -98,3 +100,20 @@ def second(target: Target) -> str:
     if target.second_directory is None:
         pytest.skip(f"{target.name} has no second tenant directory (--second-tenant-directory)")
     return target.second_directory
+
+
+_OUTCOMES: dict[str, str] = {}
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Record one outcome per test for ``--report`` (passed, failed, xfailed or skipped)."""
+    if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
+        outcome = "xfailed" if hasattr(report, "wasxfail") and report.skipped else report.outcome
+        _OUTCOMES[report.nodeid] = outcome
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    path = session.config.getoption("--report")
+    if path:
+        target = session.config.getoption("--target") or "external"
+        Path(path).write_text(json.dumps({"target": target, "outcomes": _OUTCOMES}, indent=1))
