@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import hmac
 import ipaddress
@@ -95,7 +96,7 @@ def build_services(
         account_uri=lambda scope, account_id: Links(base, scope.slug).account(account_id),
         tasks=tasks,
     )
-    crl_for = lambda scope, issuer_id: crl_url(base, scope, issuer_id)  # noqa: E731
+    crl_for = functools.partial(crl_url, base)
     issuers = IssuerRegistry(SoftwareKeyStore(master), crl_for)
     authzs = AuthorizationService(deps, va)
     issuance = IssuanceService(deps, issuers)

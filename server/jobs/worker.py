@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from certplane.server.clock import Clock
 from certplane.server.ra.authorizations import VALIDATE_JOB, AuthorizationService
@@ -20,6 +20,7 @@ from certplane.server.storage.ops import ClaimedJob, claim_due_jobs, prune_used_
 log = logging.getLogger(__name__)
 
 LEASE = timedelta(minutes=2)
+NONCE_PRUNE_INTERVAL = timedelta(minutes=1)
 
 
 class Worker:
@@ -37,6 +38,7 @@ class Worker:
         self._authzs = authzs
         self._issuance = issuance
         self._poll_interval = poll_interval
+        self._pruned_at: datetime | None = None
 
     async def run_once(self) -> int:
         """Claim and run every due job once; returns how many ran."""
@@ -53,11 +55,18 @@ class Worker:
         else:
             log.error("job %s has unknown kind %r", job.job_id, job.kind)
 
+    async def _prune_nonces(self) -> None:
+        """Forget expired redeemed nonces, at most once per ``NONCE_PRUNE_INTERVAL``."""
+        now = self._clock.now()
+        if self._pruned_at is None or now - self._pruned_at >= NONCE_PRUNE_INTERVAL:
+            await prune_used_nonces(self._db, now)
+            self._pruned_at = now
+
     async def run_forever(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
             try:
                 ran = await self.run_once()
-                await prune_used_nonces(self._db, self._clock.now())
+                await self._prune_nonces()
             except Exception:
                 log.exception("worker pass failed")
                 ran = 0

@@ -61,6 +61,8 @@ def spki_sha256(public_key: Any) -> str:
 
 
 Reservation = tuple[str, IssuanceRequest, IssuerBackend]
+# The CSR's public key and its common name (lowercase), if it had one.
+CsrSubject = tuple[Any, str | None]
 
 
 @dataclass
@@ -107,7 +109,7 @@ class IssuanceService:
         state = await load_order_state(tx, account, order_id, now)
         if state.status is not OrderStatus.READY:
             raise AcmeProblem(ProblemType.ORDER_NOT_READY, f"order is {state.status}, not ready")
-        _check_csr(csr_der, state.order, account_key)
+        subject = _check_csr(csr_der, state.order, account_key)
         moved = await tx.orders.transition(
             order_id, (OrderStatus.PENDING,), OrderStatus.PROCESSING, csr_der=csr_der
         )
@@ -127,7 +129,7 @@ class IssuanceService:
             locked_until=now + self._deps.settings.finalize_deadline + timedelta(seconds=30),
             deadline=now + self._deps.settings.issuance_deadline,
         )
-        reservation = await self._reserve_in(tx, state.order, csr_der)
+        reservation = await self._reserve_in(tx, state.order, subject)
         acceptance = Acceptance(tx.scope, account, state.order, job_id)
         tx.after_commit(lambda: acceptance.started(self._spawn(acceptance, reservation)))
         return acceptance
@@ -198,9 +200,9 @@ class IssuanceService:
                 await tx.jobs.finish(job_id, "done")
                 return None
             assert loaded.csr_der is not None
-            return await self._reserve_in(tx, loaded.order, loaded.csr_der)
+            return await self._reserve_in(tx, loaded.order, _subject_of(loaded.csr_der))
 
-    async def _reserve_in(self, tx: TenantTx, order: Order, csr_der: bytes) -> Reservation:
+    async def _reserve_in(self, tx: TenantTx, order: Order, subject: CsrSubject) -> Reservation:
         """A fresh serial recorded in ``tx`` before anything is signed.
 
         A reservation left by an earlier, crashed attempt was never released: it is abandoned.
@@ -216,25 +218,25 @@ class IssuanceService:
             identifiers=order.identifiers,
             now=self._deps.clock.now(),
         )
-        return cert_id, self._request(tx.scope, order, serial, csr_der), backend
+        return cert_id, self._request(tx.scope, order, serial, subject), backend
 
     def _request(
-        self, scope: TenantScope, order: Order, serial: int, csr_der: bytes
+        self, scope: TenantScope, order: Order, serial: int, subject: CsrSubject
     ) -> IssuanceRequest:
-        csr = x509.load_der_x509_csr(csr_der)
+        public_key, requested_cn = subject
         not_before = self._deps.clock.now() - BACKDATE
         dns = tuple(i.value for i in order.identifiers if i.type is IdentifierType.DNS)
         ips = tuple(_ip(i.value) for i in order.identifiers if i.type is IdentifierType.IP)
         return IssuanceRequest(
             tenant_id=scope.tenant_id,
             serial=serial,
-            public_key=csr.public_key(),
+            public_key=public_key,
             dns_names=dns,
             ip_addresses=ips,
             not_before=not_before,
             not_after=not_before + self._deps.settings.leaf_validity,
             profile=order.profile,
-            common_name=_common_name(csr, dns),
+            common_name=_common_name(requested_cn, dns),
         )
 
     async def _store(
@@ -304,18 +306,26 @@ class IssuanceService:
             await tx.jobs.reschedule(job_id, self._deps.clock.now() + delay, reason)
 
 
-def _check_csr(csr_der: bytes, order: Order, account_key: Any) -> None:
+def _check_csr(csr_der: bytes, order: Order, account_key: Any) -> CsrSubject:
+    """The policy's CSR checks (badCSR, badPublicKey); the key and CN it accepted."""
     try:
-        check_csr(csr_der, order.identifiers, account_key)
+        info = check_csr(csr_der, order.identifiers, account_key)
     except CSRRejected as exc:
         raise AcmeProblem(ProblemType(exc.kind.value), exc.detail) from None
+    return info.public_key, info.common_name
 
 
-def _common_name(csr: x509.CertificateSigningRequest, dns: tuple[str, ...]) -> str | None:
+def _subject_of(csr_der: bytes) -> CsrSubject:
+    """Key and CN of a CSR finalize already accepted (a worker's retry)."""
+    csr = x509.load_der_x509_csr(csr_der)
     names = csr.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
-    if names:
-        value = str(names[0].value).lower()
-        return value if value in dns else None
+    return csr.public_key(), str(names[0].value).lower() if names else None
+
+
+def _common_name(requested: str | None, dns: tuple[str, ...]) -> str | None:
+    """The CSR's CN when it is one of the names, else the first name that fits (64 chars)."""
+    if requested is not None:
+        return requested if requested in dns else None
     return dns[0] if dns and len(dns[0]) <= 64 else None
 
 

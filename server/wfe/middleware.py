@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from certplane.ca.errors import CAError
-from certplane.server.errors import AcmeProblem, ProblemType, malformed, not_found
+from certplane.server.errors import AcmeProblem, ProblemType, not_found
 from certplane.server.storage.scope import TenantScope
 from certplane.server.wfe.context import TENANT, TenantContext, services
 from certplane.server.wfe.links import Links
@@ -123,6 +123,3 @@ async def _decorate(request: web.Request, response: web.StreamResponse) -> None:
     response.headers["Replay-Nonce"] = svc.nonces.issue(ctx.scope.tenant_id, svc.clock.now())
     response.headers.add("Link", f'<{ctx.links.directory}>;rel="index"')
     response.headers.setdefault("Cache-Control", "no-store")
-
-
-__all__ = ["malformed", "problem_response", "request_middleware", "tenant_middleware"]

@@ -14,7 +14,7 @@ import subprocess
 import tempfile
 import time
 import urllib.request
-from typing import IO
+from typing import IO, Self
 
 import dns.exception
 import dns.message
@@ -67,16 +67,19 @@ class ChallTestSrv:
     def management_url(self) -> str:
         return f"http://{HOST}:{self.management_port}"
 
-    def __enter__(self) -> ChallTestSrv:
-        self._log = tempfile.TemporaryFile()
-        # An empty address disables a listener: only DNS and the management API run.
-        listeners = {
+    def _flags(self) -> dict[str, str]:
+        """An empty address disables a listener: only DNS and the management API run."""
+        return {
             "-dns01": self.dns_server,
             "-management": f"{HOST}:{self.management_port}",
             "-http01": "",
             "-https01": "",
             "-tlsalpn01": "",
         }
+
+    def __enter__(self) -> Self:
+        self._log = tempfile.TemporaryFile()
+        listeners = self._flags()
         self._process = subprocess.Popen(
             [BINARY, *(part for flag in listeners.items() for part in flag)],
             stdin=subprocess.DEVNULL,

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import subprocess
-import tempfile
-
-from cptest.challtestsrv import BINARY, HOST, ChallTestSrv, _fqdn, _free_tcp_port
+from cptest.challtestsrv import HOST, ChallTestSrv, _fqdn, _free_tcp_port
 
 
 class DnsLab(ChallTestSrv):
@@ -15,29 +12,13 @@ class DnsLab(ChallTestSrv):
         super().__init__()
         self.tlsalpn01_port = _free_tcp_port()
 
-    def __enter__(self) -> DnsLab:
-        self._log = tempfile.TemporaryFile()
-        listeners = {
-            "-dns01": self.dns_server,
-            "-management": f"{HOST}:{self.management_port}",
-            "-http01": "",
-            "-https01": "",
+    def _flags(self) -> dict[str, str]:
+        return {
+            **super()._flags(),
             "-tlsalpn01": f"{HOST}:{self.tlsalpn01_port}",
             "-defaultIPv4": "127.0.0.1",
             "-defaultIPv6": "",
         }
-        self._process = subprocess.Popen(
-            [BINARY, *(part for flag in listeners.items() for part in flag)],
-            stdin=subprocess.DEVNULL,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            self._wait_ready()
-        except BaseException:
-            self.__exit__()
-            raise
-        return self
 
     def add_tlsalpn01(self, host: str, key_authorization: str) -> None:
         self._post("/add-tlsalpn01", {"host": host, "content": key_authorization})

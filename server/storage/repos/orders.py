@@ -46,15 +46,16 @@ def _order(row: Mapping[str, Any], authz_ids: tuple[str, ...]) -> Order:
     )
 
 
-def _challenge(row: Mapping[str, Any]) -> Challenge:
+def _challenge(row: Mapping[str, Any], prefix: str = "", authz_id: str | None = None) -> Challenge:
+    """A challenge from its own row, or from ``prefix``-ed columns of a joined row."""
     return Challenge(
-        id=row["id"],
-        authz_id=row["authz_id"],
-        type=ChallengeType(row["type"]),
-        token=row["token"],
-        status=ChallengeStatus(row["status"]),
-        validated_at=row["validated_at"],
-        error=row["error"],
+        id=row[f"{prefix}id"],
+        authz_id=row["authz_id"] if authz_id is None else authz_id,
+        type=ChallengeType(row[f"{prefix}type"]),
+        token=row[f"{prefix}token"],
+        status=ChallengeStatus(row[f"{prefix}status"]),
+        validated_at=row[f"{prefix}validated_at"],
+        error=row[f"{prefix}error"],
     )
 
 
@@ -268,15 +269,7 @@ _VALID_FOR_ACCOUNT = scoped_select(_az, _az.c.identifier_type, _az.c.identifier_
 
 def _challenge_of(row: Mapping[str, Any]) -> Challenge:
     """The challenge columns (``c_…``) of a joined authorization row."""
-    return Challenge(
-        id=row["c_id"],
-        authz_id=row["id"],
-        type=ChallengeType(row["c_type"]),
-        token=row["c_token"],
-        status=ChallengeStatus(row["c_status"]),
-        validated_at=row["c_validated_at"],
-        error=row["c_error"],
-    )
+    return _challenge(row, "c_", authz_id=row["id"])
 
 
 def _authzs_of(rows: Sequence[Mapping[str, Any]]) -> dict[str, Authorization]:
