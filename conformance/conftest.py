@@ -94,6 +94,25 @@ def target(pytestconfig: pytest.Config) -> Iterator[Target]:
             yield running
 
 
+@pytest.fixture(scope="session")
+def hostile(pytestconfig: pytest.Config) -> Iterator[Target]:
+    """A second certplane with its hostile test knobs on (nonces rejected, validation and
+    finalization delayed); client runs use it beside the plain target. Other targets skip."""
+    if target_name(pytestconfig) != "certplane":
+        pytest.skip("hostile knobs are certplane's [testing] settings")
+    with certplane_target(hostile=True) as running:
+        yield running
+
+
+@pytest.fixture(params=["plain", "hostile"])
+def server(request: pytest.FixtureRequest, target: Target) -> Target:
+    """The target, and (for certplane) the same server with its hostile knobs on."""
+    if request.param == "plain":
+        return target
+    hostile: Target = request.getfixturevalue("hostile")
+    return hostile
+
+
 @pytest.fixture
 def second(target: Target) -> str:
     """Another tenant's directory URL (tenancy tests skip without one)."""

@@ -27,6 +27,8 @@ SECTION_TITLES = {
     "test_rfc8737.py": "RFC 8737 tls-alpn-01",
     "test_rfc8738.py": "RFC 8738 IP identifiers",
     "test_tenancy.py": "certplane tenancy (foreign resources answer like missing ones)",
+    "test_certbot.py": "certbot CLI end to end (plain, and hostile server knobs on certplane)",
+    "test_acme_library.py": "certbot's acme library end to end (plain, and hostile knobs)",
 }
 
 
@@ -68,7 +70,15 @@ def render(certplane: dict[str, str], pebble: dict[str, str]) -> str:
         lines.append(f"| {title} | {_cell(mine[name])} | {_cell(theirs[name])} |")
     total_mine, total_theirs = sum(mine.values(), Counter()), sum(theirs.values(), Counter())
     lines.append(f"| **all** | {_cell(total_mine)} | {_cell(total_theirs)} |")
-    lines += ["", "## Known Pebble differences", ""]
+    lines += [
+        "",
+        "The client runs (certbot, the acme library) also run against a second certplane with",
+        "its hostile `[testing]` knobs on; Pebble skips those variants. Against Pebble, a second",
+        "Pebble that requires EAB plays the second tenant.",
+        "",
+        "## Known Pebble differences",
+        "",
+    ]
     with (HERE / "pebble-known.toml").open("rb") as fh:
         for entry in tomllib.load(fh)["known"]:
             lines.append(f"- `{entry['id']}`: {entry['reason']}")

@@ -122,6 +122,17 @@ def test_update_ignores_orders_field(client):
     assert response.json()["orders"] == before
 
 
+def test_update_echoing_the_account_object_is_accepted(client):
+    """§7.3.2: a client may send the account object back with changed contacts; its unchanged
+    "status": "valid" is not a status change (certbot's acme library does exactly this)."""
+    current = client.post(client.kid).json()
+    body = {**current, "contact": ["mailto:echo@example.com"]}
+    response = client.post(client.kid, body)
+    assert response.status_code == 200, response.text
+    assert response.json()["status"] == "valid"
+    assert response.json()["contact"] == ["mailto:echo@example.com"]
+
+
 def test_orders_list(client):
     """§7.1.2.1: the orders URL returns an object with an "orders" array of order URLs."""
     response = client.new_order("list.example.com")

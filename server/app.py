@@ -34,6 +34,7 @@ from certplane.server.va.authority import ValidationAuthority
 from certplane.server.va.localhost import LocalhostResolver
 from certplane.server.va.resolver import DnsResolver
 from certplane.server.wfe.context import SERVICES, Services
+from certplane.server.wfe.hostile import NonceRejecter
 from certplane.server.wfe.links import Links
 from certplane.server.wfe.middleware import request_middleware, tenant_middleware
 from certplane.server.wfe.nonces import NonceService
@@ -114,7 +115,7 @@ def build_services(
         revocation=RevocationService(deps),
         crls=CrlService(deps, issuers, crl_for),
         tasks=tasks,
-        nonce_reject_percent=config.testing.nonce_reject_percent,
+        nonce_rejecter=NonceRejecter(config.testing.nonce_reject_percent),
     )
     return services, Worker(db, clock, authzs, issuance)
 

@@ -87,7 +87,13 @@ class ValidationConfig:
 
 @dataclass(frozen=True)
 class TestingConfig:
-    """Hostile knobs for conformance runs (Pebble's approach); all off by default."""
+    """Hostile knobs for conformance runs (Pebble's approach); all off by default.
+
+    ``nonce_reject_percent`` answers ``badNonce`` to that share of requests with a valid nonce,
+    never to a signer's retry right after a rejection (100: every first attempt is rejected).
+    ``validation_delay_seconds`` holds each challenge ``processing`` and
+    ``finalize_processing_seconds`` each finalized order, before the work starts.
+    """
 
     nonce_reject_percent: int = 0
     validation_delay_seconds: float = 0.0

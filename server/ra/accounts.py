@@ -136,9 +136,15 @@ class AccountService:
     async def update_account(
         self, tx: TenantTx, account: Account, payload: dict[str, Any]
     ) -> Account:
-        """Update contacts or deactivate (§7.3.2, §7.3.6); other fields are ignored."""
+        """Update contacts or deactivate (§7.3.2, §7.3.6); other fields are ignored.
+
+        A "status" equal to the account's current one is accepted as no change: clients such
+        as certbot's ``acme`` library send the whole account object back with new contacts.
+        """
         status = payload.get("status")
-        if status is not None and status != AccountStatus.DEACTIVATED.value:
+        if status == account.status.value:
+            status = None
+        elif status is not None and status != AccountStatus.DEACTIVATED.value:
             raise malformed('the only status a client may set is "deactivated"')
         contact = parse_contacts(payload["contact"]) if "contact" in payload else None
         now = self._deps.clock.now()

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from aiohttp import web
 
@@ -19,6 +18,7 @@ from certplane.server.ra.orders import OrderService
 from certplane.server.ra.revocation import RevocationService
 from certplane.server.storage.scope import TenantScope
 from certplane.server.storage.uow import UnitOfWork
+from certplane.server.wfe.hostile import NonceRejecter
 from certplane.server.wfe.links import Links
 from certplane.server.wfe.nonces import NonceService
 
@@ -36,9 +36,8 @@ class Services:
     revocation: RevocationService
     crls: CrlService
     tasks: BackgroundTasks
-    # Hostile knob (tests only): reject this percentage of valid nonces.
-    nonce_reject_percent: int = 0
-    rng: random.Random = random.Random()  # noqa: RUF009 - not for secrets
+    # Hostile knob (tests only): reject a share of valid nonces.
+    nonce_rejecter: NonceRejecter = field(default_factory=lambda: NonceRejecter(0))
 
 
 SERVICES = web.AppKey("services", Services)

@@ -88,7 +88,7 @@ async def acme_post(request: web.Request, mode: KeyMode) -> AsyncIterator[Verifi
 
 def _check_after_nonce(svc: Services, jws: ParsedJws, url: str, account: Account | None) -> None:
     """The hostile nonce knob, then ``url`` (§6.4), then the account's status (§7.3.6)."""
-    if svc.nonce_reject_percent and svc.rng.randrange(100) < svc.nonce_reject_percent:
+    if svc.nonce_rejecter.should_reject(jws):
         raise AcmeProblem(ProblemType.BAD_NONCE, "nonce rejected (hostile test setting)")
     if jws.url != url:
         raise AcmeProblem(ProblemType.UNAUTHORIZED, "JWS url does not match the request URL")

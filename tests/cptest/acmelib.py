@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import ipaddress
+from collections.abc import Sequence
+
 import josepy as jose
-from acme import client, messages
+from acme import client, crypto_util, messages
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
@@ -41,12 +45,13 @@ def register(
     return acme.new_account(reg)
 
 
-def csr_for(names: list[str], key: PrivateKeyTypes | None = None) -> tuple[bytes, PrivateKeyTypes]:
-    from acme import crypto_util
-    from cryptography.hazmat.primitives import serialization
-
+def csr_for(
+    names: list[str], key: PrivateKeyTypes | None = None, ips: Sequence[str] = ()
+) -> tuple[bytes, PrivateKeyTypes]:
+    """A PEM CSR for DNS ``names`` and IP addresses ``ips`` (a fresh P-256 key by default)."""
     key = key or ec.generate_private_key(ec.SECP256R1())
     pem = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
-    return crypto_util.make_csr(pem, names), key
+    addresses = [ipaddress.ip_address(ip) for ip in ips] or None
+    return crypto_util.make_csr(pem, names or None, ipaddrs=addresses), key

@@ -16,7 +16,7 @@ import shutil
 import string
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +45,7 @@ class Exchange:
     jws: str
     status: int
     body: str
+    headers: dict[str, str] = field(default_factory=dict)
 
     def json(self) -> Any:
         return json.loads(self.body)
@@ -69,10 +70,16 @@ def _exchanges(log: str) -> list[Exchange]:
             request = (match[1], match[2], rest.strip())
         elif record.startswith(_RESPONSE) and request is not None:
             status, _, rest = record[len(_RESPONSE) :].partition("\n")
-            _headers, _, body = rest.partition("\n\n")
-            exchanges.append(Exchange(*request, int(status), body.strip()))
+            head, _, body = rest.partition("\n\n")
+            headers = dict(_header(line) for line in head.splitlines() if ": " in line)
+            exchanges.append(Exchange(*request, int(status), body.strip(), headers))
             request = None
     return exchanges
+
+
+def _header(line: str) -> tuple[str, str]:
+    name, _, value = line.partition(": ")
+    return name.strip().lower(), value.strip()
 
 
 @dataclass(frozen=True)

@@ -13,12 +13,8 @@ import secrets
 import time
 from typing import Any
 
-import josepy as jose
 import pytest
 import requests
-from acme import client as acme_client
-from acme import messages
-from cryptography.hazmat.primitives.asymmetric import ec
 
 from cptest.conf_target import Target
 from cptest.jwsclient import ERR, PROBLEM, RawClient, b64
@@ -153,10 +149,22 @@ def need_lab(target: Target) -> None:
         pytest.skip("the target validates against a network this suite does not control")
 
 
+def publish(target: Target, identifier: str, token: str, key_auth: str, ctype: str) -> None:
+    """Make the lab answer ``ctype`` for ``identifier`` with ``key_auth`` (RFC 8555 §8.3/§8.4,
+    RFC 8737 §3)."""
+    need_lab(target)
+    assert target.lab is not None and target.http01 is not None
+    if ctype == "dns-01":
+        target.lab.set_txt(f"_acme-challenge.{identifier}", dns01_value(key_auth))
+    elif ctype == "tls-alpn-01":
+        target.lab.add_tlsalpn01(identifier, key_auth)
+    else:
+        target.http01.tokens[token] = key_auth
+
+
 def authorize(target: Target, client: Client, order: dict, ctype: str = "http-01") -> dict:
     """Answer every pending authorization of ``order`` with ``ctype``; the order, polled."""
     need_lab(target)
-    assert target.lab is not None and target.http01 is not None
     challenges = []
     for url in order["authorizations"]:
         authz = client.post(url).json()
@@ -164,13 +172,7 @@ def authorize(target: Target, client: Client, order: dict, ctype: str = "http-01
             continue
         chall = next(c for c in authz["challenges"] if c["type"] == ctype)
         key_auth = client.key_authorization(chall["token"])
-        name = authz["identifier"]["value"]
-        if ctype == "dns-01":
-            target.lab.set_txt(f"_acme-challenge.{name}", dns01_value(key_auth))
-        elif ctype == "tls-alpn-01":
-            target.lab.add_tlsalpn01(name, key_auth)
-        else:
-            target.http01.tokens[chall["token"]] = key_auth
+        publish(target, authz["identifier"]["value"], chall["token"], key_auth, ctype)
         assert client.post(chall["url"], {}).status_code == 200
         challenges.append(chall)
     for chall in challenges:
@@ -195,11 +197,11 @@ def ready_order(target: Target, client: Client, *names: str, ctype: str = "http-
     return order
 
 
-def issue(target: Target, client: Client, *names: str) -> tuple[dict, str]:
-    """A valid order for ``names`` and its certificate chain (PEM)."""
+def issue(target: Target, client: Client, *names: str, ctype: str = "http-01") -> tuple[dict, str]:
+    """A valid order for ``names`` (authorized with ``ctype``) and its certificate chain (PEM)."""
     from cptest.csr import csr_der
 
-    order = ready_order(target, client, *names)
+    order = ready_order(target, client, *names, ctype=ctype)
     url = order["url"]
     response = client.post(order["finalize"], {"csr": b64(csr_der(list(names)))})
     assert response.status_code == 200, response.text
@@ -208,14 +210,3 @@ def issue(target: Target, client: Client, *names: str) -> tuple[dict, str]:
     cert = client.post(order["certificate"])
     assert cert.status_code == 200, cert.text
     return order, cert.text
-
-
-def acme_library(target: Target, directory: str | None = None) -> acme_client.ClientV2:
-    """certbot's ``acme`` client against the target, baseline hook installed."""
-    directory = directory or target.directory
-    key = jose.JWKEC(key=ec.generate_private_key(ec.SECP256R1()))
-    net = acme_client.ClientNetwork(
-        key, alg=jose.ES256, verify_ssl=target.verify, user_agent="certplane-conformance"
-    )
-    net.session.hooks["response"].append(baseline_hook(directory))
-    return acme_client.ClientV2(messages.Directory.from_json(net.get(directory).json()), net)

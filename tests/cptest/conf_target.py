@@ -7,7 +7,9 @@ is not ACME.
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import secrets
 import subprocess
 import tempfile
 import time
@@ -25,6 +27,7 @@ from cptest.responders import Http01Responder
 READY_SECONDS = 30.0
 OPEN_TENANT = "conf-open"
 EAB_TENANT = "conf-eab"
+PEBBLE_EAB_KEYS = 64
 PEBBLE_ENV = {"PEBBLE_VA_NOSLEEP": "1", "PEBBLE_WFE_NONCEREJECT": "0", "PEBBLE_AUTHZREUSE": "0"}
 
 
@@ -73,9 +76,22 @@ def _wait_directory(
     raise RuntimeError(f"target not ready after {READY_SECONDS:g} s:\n{log()}")
 
 
+# Every hostile knob on: each signer's first attempt at a request gets badNonce (its retry
+# passes), each validation waits a second, each finalize stays "processing" for two.
+HOSTILE = {
+    "nonce_reject_percent": 100,
+    "validation_delay_seconds": 1.0,
+    "finalize_processing_seconds": 2.0,
+}
+
+
 @contextlib.contextmanager
-def certplane_target() -> Iterator[Target]:
-    """A fresh certplane (SQLite) in a thread: an open tenant and an EAB-required tenant."""
+def certplane_target(hostile: bool = False) -> Iterator[Target]:
+    """A fresh certplane (SQLite) in a thread: an open tenant and an EAB-required tenant.
+
+    ``hostile`` turns on the ``[testing]`` knobs of :data:`HOSTILE`.
+    """
+    from certplane.server.config import TestingConfig
     from cptest.server import ServerThread, make_config, provision
 
     workdir = Path(tempfile.mkdtemp(prefix="certplane-conformance-"))
@@ -87,6 +103,7 @@ def certplane_target() -> Iterator[Target]:
             http01_port=http01_port,
             tlsalpn01_port=lab.tlsalpn01_port,
             dns_servers=(lab.dns_server,),
+            testing=TestingConfig(**HOSTILE) if hostile else None,
         )
         platform = provision(config, {OPEN_TENANT: False, EAB_TENANT: True})
         server = ServerThread(platform.config).start()
@@ -100,7 +117,7 @@ def certplane_target() -> Iterator[Target]:
 
         try:
             yield Target(
-                name="certplane",
+                name="certplane (hostile)" if hostile else "certplane",
                 directory=platform.directory(OPEN_TENANT),
                 second_directory=platform.directory(EAB_TENANT),
                 second_needs_eab=True,
@@ -123,44 +140,80 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 
 
 @contextlib.contextmanager
+def _pebble(
+    workdir: Path, lab: DnsLab, http01_port: int, eab_keys: dict[str, str] | None = None
+) -> Iterator[tuple[str, Path]]:
+    """One Pebble process on free loopback ports; yields its directory URL and TLS root."""
+    workdir.mkdir(parents=True)
+    port = free_port()
+    config_path, cert = write_pebble_config(
+        workdir,
+        port=port,
+        management_port=free_port(),
+        http01_port=http01_port,
+        tls_port=lab.tlsalpn01_port,
+        common_name=f"conformance {workdir.name}",
+        eab_keys=eab_keys,
+    )
+    log_path = workdir / "pebble.log"
+    argv = ["pebble", "-config", str(config_path), "-dnsserver", lab.dns_server]
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            argv,
+            cwd=workdir,
+            env={"PATH": "/usr/bin:/bin", **PEBBLE_ENV},
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        directory = f"https://127.0.0.1:{port}/dir"
+        _wait_directory(
+            directory,
+            str(cert),
+            lambda: proc.poll() is None,
+            lambda: log_path.read_text(errors="replace")[-4000:],
+        )
+        yield directory, cert
+    finally:
+        _stop(proc)
+
+
+@contextlib.contextmanager
 def pebble_target() -> Iterator[Target]:
-    """Debian's Pebble on free loopback ports, validating against a DnsLab and our responder."""
+    """Debian's Pebble on free loopback ports, validating against a DnsLab and our responder.
+
+    A second Pebble that requires EAB (keys configured up front, as a CA operator would) plays
+    the second tenant: two Pebble processes share nothing, which is what the tenancy checks ask
+    of two certplane tenants. Each has its own self-signed TLS certificate (distinct subjects);
+    the session trusts a bundle of both.
+    """
     workdir = Path(tempfile.mkdtemp(prefix="pebble-conformance-"))
     http01_port = free_port()
-    with DnsLab() as lab, Http01Responder(http01_port) as http01:
-        port = free_port()
-        config_path, cert = write_pebble_config(
-            workdir,
-            port=port,
-            management_port=free_port(),
-            http01_port=http01_port,
-            tls_port=lab.tlsalpn01_port,
-            common_name="conformance loopback",
+    eab_keys = {f"kid-{i}": _b64url(secrets.token_bytes(32)) for i in range(PEBBLE_EAB_KEYS)}
+    unused = [Eab(kid, key) for kid, key in eab_keys.items()]
+    with (
+        DnsLab() as lab,
+        Http01Responder(http01_port) as http01,
+        _pebble(workdir / "open", lab, http01_port) as (directory, cert),
+        _pebble(workdir / "eab", lab, http01_port, eab_keys) as (second, second_cert),
+    ):
+        bundle = workdir / "roots.pem"
+        bundle.write_bytes(cert.read_bytes() + second_cert.read_bytes())
+        yield Target(
+            name="pebble",
+            directory=directory,
+            verify=str(bundle),
+            second_directory=second,
+            second_needs_eab=True,
+            lab=lab,
+            http01=http01,
+            _eab_factory=lambda: unused.pop() if unused else None,
         )
-        log_path = workdir / "pebble.log"
-        argv = ["pebble", "-config", str(config_path), "-dnsserver", lab.dns_server]
-        with log_path.open("wb") as log:
-            proc = subprocess.Popen(
-                argv,
-                cwd=workdir,
-                env={"PATH": "/usr/bin:/bin", **PEBBLE_ENV},
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        try:
-            directory = f"https://127.0.0.1:{port}/dir"
-            _wait_directory(
-                directory,
-                str(cert),
-                lambda: proc.poll() is None,
-                lambda: log_path.read_text(errors="replace")[-4000:],
-            )
-            yield Target(
-                name="pebble", directory=directory, verify=str(cert), lab=lab, http01=http01
-            )
-        finally:
-            _stop(proc)
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
 @contextlib.contextmanager

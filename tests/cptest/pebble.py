@@ -51,9 +51,11 @@ def write_pebble_config(
     http01_port: int,
     tls_port: int,
     common_name: str = "pebble loopback",
+    eab_keys: dict[str, str] | None = None,
 ) -> tuple[Path, Path]:
-    """A Pebble config on loopback ports with a fresh TLS certificate; EAB off.
+    """A Pebble config on loopback ports with a fresh TLS certificate.
 
+    With ``eab_keys`` ({kid: base64url HMAC key}) Pebble requires External Account Binding.
     Returns the config path and the certificate clients should trust.
     """
     cert, key = loopback_tls_certificate(directory, common_name)
@@ -66,7 +68,8 @@ def write_pebble_config(
             "httpPort": http01_port,
             "tlsPort": tls_port,
             "ocspResponderURL": "",
-            "externalAccountBindingRequired": False,
+            "externalAccountBindingRequired": eab_keys is not None,
+            **({"externalAccountMACKeys": eab_keys} if eab_keys is not None else {}),
         }
     }
     path = directory / "pebble-config.json"

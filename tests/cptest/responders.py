@@ -29,6 +29,10 @@ class Http01Responder:
         self._server = ThreadingHTTPServer((host, port), Handler)
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
+    @property
+    def port(self) -> int:
+        return int(self._server.server_address[1])
+
     def __enter__(self) -> Http01Responder:
         self._thread.start()
         return self

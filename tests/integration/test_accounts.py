@@ -149,9 +149,21 @@ def test_update_contact_and_fetch(register):
     assert fetched.json()["contact"] == ["mailto:new@example.com"]
 
 
-def test_bad_status_update_is_malformed(register):
+@pytest.mark.parametrize("status", ["revoked", "pending", "", 7])
+def test_bad_status_update_is_malformed(register, status):
     client = register("open")
-    assert _type(client.post(client.kid, {"status": "valid"})) == "malformed"
+    assert _type(client.post(client.kid, {"status": status})) == "malformed"
+    assert client.post(client.kid).json()["status"] == "valid"
+
+
+def test_update_echoing_the_current_status_is_accepted(register):
+    """certbot's acme library sends the whole account back: "status": "valid" is no change."""
+    client = register("open")
+    body = {"status": "valid", "contact": ["mailto:echo@example.com"]}
+    response = client.post(client.kid, body)
+    assert response.status_code == 200, response.text
+    assert response.json()["status"] == "valid"
+    assert response.json()["contact"] == ["mailto:echo@example.com"]
 
 
 def test_deactivation_is_final(register):

@@ -7,7 +7,6 @@ server on a free loopback port that the test starts and stops.
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import socket
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -17,17 +16,14 @@ from pathlib import Path
 
 import pytest
 from aiohttp import web
+from cptest.tlsalpn import acme_identifier_value, write_validation_cert
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID, ObjectIdentifier
 
 from certplane.server.va.api import CAARecord, DnsError, IPAddress
 
 TOKEN = "evaGxfADs6pSRb2LAv9IZf17Dt3juxGJ-PCt92wr-oA"
 THUMBPRINT = "nP1qzpXGymHBrUEepNY9HCsQk7K8KhOypzEY0zFx6hc"
 KEY_AUTHZ = f"{TOKEN}.{THUMBPRINT}"
-ACME_IDENTIFIER_OID = ObjectIdentifier("1.3.6.1.5.5.7.1.31")
 
 
 class FakeResolver:
@@ -157,50 +153,6 @@ def closed_port() -> int:
 # --- tls-alpn-01 responder --------------------------------------------------------------------
 
 
-def acme_identifier_value(key_authorization: str) -> bytes:
-    """RFC 8737 §3, computed independently of the VA: DER OCTET STRING of the SHA-256."""
-    digest = hashes.Hash(hashes.SHA256())
-    digest.update(key_authorization.encode())
-    return b"\x04\x20" + digest.finalize()
-
-
-def make_validation_cert(
-    tmp_path: Path,
-    sans: list[x509.GeneralName],
-    acme_value: bytes | None,
-    critical: bool = True,
-) -> tuple[Path, Path]:
-    """A self-signed RFC 8737 certificate; returns (cert PEM path, key PEM path)."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "acme validation")])
-    now = dt.datetime.now(dt.UTC)
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(hours=1))
-        .not_valid_after(now + dt.timedelta(hours=1))
-    )
-    if sans:
-        builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
-    if acme_value is not None:
-        ext = x509.UnrecognizedExtension(ACME_IDENTIFIER_OID, acme_value)
-        builder = builder.add_extension(ext, critical=critical)
-    cert = builder.sign(key, hashes.SHA256())
-    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_path, key_path
-
-
 @pytest.fixture
 def good_acme_value() -> bytes:
     return acme_identifier_value(KEY_AUTHZ)
@@ -235,7 +187,7 @@ async def start_tls(tmp_path: Path) -> AsyncIterator[StartTls]:
         alpn: list[str] | None = None,
         host: str = "127.0.0.1",
     ) -> TlsResponder:
-        cert_path, key_path = make_validation_cert(tmp_path, sans, acme_value, critical)
+        cert_path, key_path = write_validation_cert(tmp_path, sans, acme_value, critical)
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.load_cert_chain(cert_path, key_path)
         if alpn is not None:
