@@ -101,8 +101,13 @@ class KeyStore(Protocol):
     """Where keys live. Methods may block (HSM round trips, RSA key generation): async callers
     run them with `asyncio.to_thread`."""
 
-    def generate(self, algorithm: KeyAlgorithm, *, binding: str) -> StoredKey:
+    def generate(
+        self, algorithm: KeyAlgorithm, *, binding: str, placement: str | None = None
+    ) -> StoredKey:
         """Create a key owned by `binding` and return its ref.
+
+        `placement` names where the key must live when the store offers a choice (a PKCS#11
+        token dedicated to the owner); None is the store's default place.
 
         Raises:
             ValueError: `binding` is malformed (see `check_binding`).
@@ -162,9 +167,12 @@ class KeyStoreRouter:
         self._stores = dict(stores)
         self._generate_in = generate_in
 
-    def generate(self, algorithm: KeyAlgorithm, *, binding: str) -> StoredKey:
+    def generate(
+        self, algorithm: KeyAlgorithm, *, binding: str, placement: str | None = None
+    ) -> StoredKey:
         """Create the key in the store chosen for new keys."""
-        return self._stores[self._generate_in].generate(algorithm, binding=binding)
+        store = self._stores[self._generate_in]
+        return store.generate(algorithm, binding=binding, placement=placement)
 
     def load(self, ref: str, *, binding: str) -> SigningKey:
         """Load from the store registered for the ref's scheme."""

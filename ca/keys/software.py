@@ -98,9 +98,17 @@ class SoftwareKeyStore:
     def __repr__(self) -> str:
         return f"SoftwareKeyStore(master={self._master!r})"
 
-    def generate(self, algorithm: KeyAlgorithm, *, binding: str) -> StoredKey:
-        """Create a key owned by `binding`; the returned ref is the only copy of it."""
+    def generate(
+        self, algorithm: KeyAlgorithm, *, binding: str, placement: str | None = None
+    ) -> StoredKey:
+        """Create a key owned by `binding`; the returned ref is the only copy of it.
+
+        Raises:
+            KeystoreError: a `placement` was asked for (software keys live in their ref).
+        """
         check_binding(binding)
+        if placement is not None:
+            raise KeystoreError("the software keystore has no placements (dedicated tokens)")
         key = generate_private_key(KeyAlgorithm(algorithm))
         blob = seal(self._master, _pkcs8(key), context=_context(binding))
         ref = SOFTWARE_REF_PREFIX + base64.urlsafe_b64encode(blob).rstrip(b"=").decode("ascii")

@@ -9,8 +9,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
+from cptest.softhsm import session_softhsm
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -19,6 +21,7 @@ from certplane.ca.api import IssuanceRequest, new_serial
 from certplane.ca.hierarchy import create_intermediate, create_root
 from certplane.ca.keys.api import KeyAlgorithm, KeyStore, SigningKey
 from certplane.ca.keys.envelope import MasterKey
+from certplane.ca.keys.pkcs11 import Pkcs11KeyStore, Pkcs11Settings
 from certplane.ca.keys.software import SoftwareKeyStore, generate_private_key
 from certplane.ca.local import LocalIssuer
 from certplane.ca.profiles import DEFAULT_PROFILES
@@ -26,9 +29,8 @@ from certplane.ca.profiles import DEFAULT_PROFILES
 CRL_URL = "http://crl.certplane.test/int.crl"
 CA_ISSUERS_URL = "http://certs.certplane.test/int.der"
 
-# Every keystore backend runs the same suite. A SoftHSM2-backed "pkcs11" entry joins this list
-# (with its branch in `keystore_factory`) when the PKCS#11 store lands.
-KEYSTORE_BACKENDS = ["software"]
+# Every keystore backend runs the same suite: software keys, and keys in a SoftHSM2 token.
+KEYSTORE_BACKENDS = ["software", "pkcs11"]
 
 
 @pytest.fixture
@@ -41,7 +43,21 @@ def keystore_factory(request: pytest.FixtureRequest, master: MasterKey) -> Calla
     """Makes fresh store instances over the same backing keys (fresh = empty in-process cache)."""
     if request.param == "software":
         return lambda: SoftwareKeyStore(master)
+    if request.param == "pkcs11":
+        token = request.getfixturevalue("shared_token")
+        return lambda: pkcs11_store(token)
     raise AssertionError(f"no factory for keystore backend {request.param}")
+
+
+def pkcs11_store(*tokens: str, **settings: Any) -> Pkcs11KeyStore:
+    hsm = session_softhsm()
+    return Pkcs11KeyStore(Pkcs11Settings(hsm.module, tokens, hsm.pin_source, **settings))
+
+
+@pytest.fixture(scope="session")
+def shared_token() -> str:
+    """One SoftHSM2 token shared by the session's keystore tests (keys of many bindings)."""
+    return session_softhsm().new_token("shared")
 
 
 @dataclass(frozen=True)
