@@ -14,10 +14,10 @@ from datetime import timedelta
 from aiohttp import web
 
 from certplane.ca.keys.envelope import MasterKey
-from certplane.ca.keys.software import SoftwareKeyStore
 from certplane.server.clock import Clock, SystemClock
 from certplane.server.config import Config, parse_host_port
 from certplane.server.jobs.worker import Worker
+from certplane.server.keystores import build_keystore
 from certplane.server.ra.accounts import AccountService
 from certplane.server.ra.authorizations import AuthorizationService
 from certplane.server.ra.crls import CrlService
@@ -98,7 +98,8 @@ def build_services(
         tasks=tasks,
     )
     crl_for = functools.partial(crl_url, base)
-    issuers = IssuerRegistry(SoftwareKeyStore(master), crl_for)
+    keystore = build_keystore(config, master)
+    issuers = IssuerRegistry(keystore, crl_for)
     authzs = AuthorizationService(deps, va)
     issuance = IssuanceService(deps, issuers)
     services = Services(
@@ -115,6 +116,7 @@ def build_services(
         revocation=RevocationService(deps),
         crls=CrlService(deps, issuers, crl_for),
         tasks=tasks,
+        keystore=keystore,
         nonce_rejecter=NonceRejecter(config.testing.nonce_reject_percent),
     )
     return services, Worker(db, clock, authzs, issuance)

@@ -48,6 +48,11 @@ def _tenant_parsers(sub: Any) -> None:
     create.add_argument(
         "--no-eab", action="store_true", help="do not require External Account Binding"
     )
+    create.add_argument(
+        "--hsm-token",
+        metavar="LABEL",
+        help="a PKCS#11 token (in keystore.pkcs11.tokens) dedicated to this tenant's CA keys",
+    )
     tenant.add_parser("list", help="list tenants")
     for action in ("show", "suspend", "activate"):
         tenant.add_parser(action, help=f"{action} a tenant").add_argument("slug")
@@ -69,7 +74,9 @@ COMMANDS: dict[tuple[str, str | None], Command] = {
     ("serve", None): lambda ops, a: ops.serve(),
     ("db", "upgrade"): lambda ops, a: ops.db_upgrade(),
     ("ca", "init"): lambda ops, a: ops.ca_init(),
-    ("tenant", "create"): lambda ops, a: ops.tenant_create(a.slug, a.name or a.slug, not a.no_eab),
+    ("tenant", "create"): lambda ops, a: ops.tenant_create(
+        a.slug, a.name or a.slug, not a.no_eab, a.hsm_token
+    ),
     ("tenant", "list"): lambda ops, a: ops.tenant_list(),
     ("tenant", "show"): lambda ops, a: ops.tenant_show(a.slug),
     ("tenant", "suspend"): lambda ops, a: ops.tenant_status(a.slug, "suspended"),

@@ -16,10 +16,10 @@ from cryptography.hazmat.primitives import serialization
 from certplane.ca.files import write_file_atomically
 from certplane.ca.keys.envelope import MasterKey
 from certplane.ca.keys.errors import KeystoreError
-from certplane.ca.keys.software import SoftwareKeyStore
 from certplane.server.app import create_app, load_master_key
 from certplane.server.clock import SystemClock
 from certplane.server.config import Config
+from certplane.server.keystores import build_keystore
 from certplane.server.model import EabKey, Tenant, TenantStatus
 from certplane.server.ra.provisioning import Provisioner, ProvisioningError
 from certplane.server.storage.db import Database
@@ -66,9 +66,8 @@ class Operations:
         try:
             await self._require_schema(db)
             master = self._master_key()
-            yield Provisioner(
-                UnitOfWork(db), SoftwareKeyStore(master), master, self.config.ca, SystemClock()
-            )
+            keystore = build_keystore(self.config, master)
+            yield Provisioner(UnitOfWork(db), keystore, master, self.config.ca, SystemClock())
         except (ProvisioningError, KeystoreError) as exc:
             raise OutputError(str(exc)) from None
         finally:
@@ -122,9 +121,13 @@ class Operations:
         MasterKey.generate().write_master_key_file(path)
         return True
 
-    async def tenant_create(self, slug: str, name: str, eab_required: bool) -> Any:
+    async def tenant_create(
+        self, slug: str, name: str, eab_required: bool, hsm_token: str | None = None
+    ) -> Any:
         async with self._provisioner() as prov:
-            tenant = await prov.create_tenant(slug, name, eab_required=eab_required)
+            tenant = await prov.create_tenant(
+                slug, name, eab_required=eab_required, key_token=hsm_token
+            )
         data = _tenant_json(tenant, self.config.server.base_url)
         return self._out(f"tenant {slug} created\ndirectory: {data['directory']}", data)
 

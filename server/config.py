@@ -46,9 +46,26 @@ class DatabaseConfig:
 
 
 @dataclass(frozen=True)
+class Pkcs11Config:
+    """PKCS#11 tokens for CA keys; ``tokens[0]`` holds shared keys, the others are dedicated."""
+
+    module: str = ""
+    tokens: tuple[str, ...] = ()
+    # file:/path or env:NAME; "{token}" is replaced by the token label. Never the PIN itself.
+    pin_source: str = ""
+    sessions: int = 4
+    # After a lost token, reconnect attempts back off from this delay, doubling up to the max.
+    reconnect_first_seconds: float = 0.2
+    reconnect_max_seconds: float = 30.0
+
+
+@dataclass(frozen=True)
 class KeystoreConfig:
     master_key_file: str = "master.key"
     master_key_env: str = ""
+    # Where new CA keys are generated: "software" (sealed under the master key) or "pkcs11".
+    backend: str = "software"
+    pkcs11: Pkcs11Config = field(default_factory=Pkcs11Config)
 
 
 @dataclass(frozen=True)
@@ -72,6 +89,11 @@ class CaConfig:
     intermediate_validity_days: int = 1825
     key_algorithm: str = "ec-p256"
     organization: str = "certplane"
+    # An issuance the CA cannot complete (an HSM that is away) is retried with backoff until
+    # this deadline, then the order becomes invalid with the last error.
+    issuance_deadline_seconds: float = 600.0
+    issuance_retry_first_seconds: float = 5.0
+    issuance_retry_max_seconds: float = 120.0
 
 
 @dataclass(frozen=True)
@@ -217,6 +239,21 @@ def _check_type(value: Any, hint: Any, key: str) -> Any:
     return value
 
 
+def _check_keystore(keystore: KeystoreConfig) -> None:
+    if keystore.backend not in ("software", "pkcs11"):
+        raise ConfigError("keystore.backend: expected 'software' or 'pkcs11'")
+    p11 = keystore.pkcs11
+    if keystore.backend == "pkcs11" or p11.module:
+        if not p11.module or not Path(p11.module).is_file():
+            raise ConfigError("keystore.pkcs11.module: expected the path of a PKCS#11 library")
+        if not p11.tokens:
+            raise ConfigError("keystore.pkcs11.tokens: expected at least one token label")
+        if not p11.pin_source.startswith(("file:", "env:")):
+            raise ConfigError("keystore.pkcs11.pin_source: expected 'file:/path' or 'env:NAME'")
+        if p11.sessions < 1:
+            raise ConfigError("keystore.pkcs11.sessions: expected at least 1")
+
+
 def validate(config: Config) -> None:
     """Cross-field checks; each error names the key and what was expected."""
     _check_port("server.listen_port", config.server.listen_port)
@@ -235,6 +272,9 @@ def validate(config: Config) -> None:
         raise ConfigError("testing.nonce_reject_percent: expected 0..100")
     if not 0 <= config.server.tenant_cache_seconds <= 60:
         raise ConfigError("server.tenant_cache_seconds: expected 0..60 seconds")
+    _check_keystore(config.keystore)
+    if config.ca.issuance_deadline_seconds <= 0 or config.ca.issuance_retry_first_seconds <= 0:
+        raise ConfigError("ca.issuance_deadline_seconds, ca.issuance_retry_*: expected > 0")
     if config.ca.leaf_validity_days < 1:
         raise ConfigError("ca.leaf_validity_days: expected a positive number of days")
     if config.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):

@@ -86,12 +86,20 @@ async def wait_ready(transport: Transport, running: Running) -> dict[str, Any]:
 # ---------------------------------------------------------------- certplane
 
 
-def certplane_config(workdir: Path, http01_port: int, *, tls: bool) -> Any:
-    """A `Config` from the test helpers, provisioned (tenant ``open``, EAB off)."""
+def certplane_config(workdir: Path, http01_port: int, *, tls: bool, hsm: bool = False) -> Any:
+    """A `Config` from the test helpers, provisioned (tenant ``open``, EAB off).
+
+    With ``hsm`` every CA key (root, tenant intermediate) is generated in a SoftHSM2 token of
+    the workdir, and the server signs through PKCS#11.
+    """
     from cptest.server import make_config, provision
 
+    keystore = _hsm_keystore(workdir) if hsm else None
     config = make_config(
-        workdir, f"sqlite+aiosqlite:///{workdir}/certplane.db", http01_port=http01_port
+        workdir,
+        f"sqlite+aiosqlite:///{workdir}/certplane.db",
+        http01_port=http01_port,
+        keystore=keystore,
     )
     port = free_port()
     scheme = "https" if tls else "http"
@@ -115,16 +123,38 @@ def certplane_config(workdir: Path, http01_port: int, *, tls: bool) -> Any:
     return config
 
 
+def _hsm_keystore(workdir: Path) -> Any:
+    """A SoftHSM2 token for this process and the server it starts (SOFTHSM2_CONF is set)."""
+    from cptest.softhsm import session_softhsm
+
+    from certplane.server.config import KeystoreConfig, Pkcs11Config
+
+    hsm = session_softhsm()
+    token = hsm.new_token("bench")
+    return KeystoreConfig(
+        backend="pkcs11",
+        pkcs11=Pkcs11Config(module=hsm.module, tokens=(token,), pin_source=hsm.pin_source),
+    )
+
+
 def to_toml(values: dict[str, Any]) -> str:
-    """The subset of TOML a `Config` needs: scalars, string lists, one level of tables."""
+    """The subset of TOML a `Config` needs: scalars, string lists, nested tables."""
     top = [f"{k} = {_toml_value(v)}" for k, v in values.items() if not isinstance(v, dict)]
     lines = [*top, ""]
     for section, table in values.items():
         if isinstance(table, dict):
-            lines.append(f"[{section}]")
-            lines += [f"{k} = {_toml_value(v)}" for k, v in table.items()]
-            lines.append("")
+            lines += _toml_table(section, table)
     return "\n".join(lines)
+
+
+def _toml_table(name: str, table: dict[str, Any]) -> list[str]:
+    lines = [f"[{name}]"]
+    lines += [f"{k} = {_toml_value(v)}" for k, v in table.items() if not isinstance(v, dict)]
+    lines.append("")
+    for key, sub in table.items():
+        if isinstance(sub, dict):
+            lines += _toml_table(f"{name}.{key}", sub)
+    return lines
 
 
 def _toml_value(value: Any) -> str:
@@ -139,9 +169,9 @@ def _toml_value(value: Any) -> str:
     raise TypeError(f"no TOML for {type(value).__name__}")
 
 
-def start_certplane(http01_port: int, *, tls: bool, log_level: str) -> Running:
+def start_certplane(http01_port: int, *, tls: bool, log_level: str, hsm: bool = False) -> Running:
     workdir = Path(tempfile.mkdtemp(prefix="certplane-bench-"))
-    config = certplane_config(workdir, http01_port, tls=tls)
+    config = certplane_config(workdir, http01_port, tls=tls, hsm=hsm)
     config = dataclasses.replace(config, log_level=log_level)
     toml_path = workdir / "certplane.toml"
     toml_path.write_text(to_toml(dataclasses.asdict(config)))
@@ -150,8 +180,9 @@ def start_certplane(http01_port: int, *, tls: bool, log_level: str) -> Running:
         [str(VENV_BIN / "certplane"), "--config", str(toml_path), "serve"], log, cwd=workdir
     )
     directory = f"{config.server.base_url}/acme/{TENANT}/directory"
-    detail = {"database": config.database.url, "tls": tls, "log_level": log_level}
-    return Running("certplane", directory, proc, log, workdir, detail=detail)
+    detail = {"database": config.database.url, "tls": tls, "log_level": log_level, "hsm": hsm}
+    name = "certplane-hsm" if hsm else "certplane"
+    return Running(name, directory, proc, log, workdir, detail=detail)
 
 
 # ---------------------------------------------------------------- Pebble

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from ..errors import CAError
 
-__all__ = ["ContextMismatchError", "KeyBindingError", "KeystoreError", "MasterKeyError"]
+__all__ = [
+    "ContextMismatchError",
+    "KeyBindingError",
+    "KeystoreError",
+    "KeystoreUnavailable",
+    "MasterKeyError",
+]
 
 
 class KeystoreError(CAError):
@@ -24,3 +30,8 @@ class KeyBindingError(KeystoreError):
 
     This is the signing-time check that one tenant's issuance can never use another's key.
     """
+
+
+class KeystoreUnavailable(KeystoreError):
+    """The key store cannot be reached now (an HSM session or token lost, a network HSM away,
+    reconnection in backoff). Transient: the caller retries later."""

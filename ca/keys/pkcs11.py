@@ -44,7 +44,7 @@ from pkcs11 import exceptions as p11
 from pkcs11.util.ec import encode_named_curve_parameters
 
 from .api import KeyAlgorithm, KeyStore, PublicKey, SigningKey, StoredKey, check_binding
-from .errors import KeyBindingError, KeystoreError
+from .errors import KeyBindingError, KeystoreError, KeystoreUnavailable
 from .pkcs11_uri import Pkcs11Uri, parse_pkcs11_uri
 
 __all__ = [
@@ -89,10 +89,6 @@ _LOST = (
     p11.FunctionFailed,
 )
 _BAD_PIN = (p11.PinIncorrect, p11.PinInvalid, p11.PinLenRange, p11.PinLocked, p11.PinExpired)
-
-
-class KeystoreUnavailable(KeystoreError):
-    """The token cannot be reached now (lost session, device removed, in backoff); retry later."""
 
 
 class KeyNotInToken(KeystoreError):

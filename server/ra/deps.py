@@ -34,6 +34,13 @@ class AcmeSettings:
     caa_identities: tuple[str, ...]
     validation_delay: float = 0.0
     finalize_processing: float = 0.0
+    issuance_retry_first: timedelta = timedelta(seconds=5)
+    issuance_retry_max: timedelta = timedelta(minutes=2)
+
+    def issuance_retry_delay(self, attempts: int) -> timedelta:
+        """Backoff before retry ``attempts`` + 1 of an issuance job: x4 per attempt, capped."""
+        delay: timedelta = self.issuance_retry_first * float(4 ** max(0, attempts - 1))
+        return min(delay, self.issuance_retry_max)
 
     @classmethod
     def from_config(cls, acme: AcmeConfig, ca: CaConfig, testing: TestingConfig) -> AcmeSettings:
@@ -42,12 +49,14 @@ class AcmeSettings:
             pending_authz_lifetime=timedelta(seconds=acme.pending_authz_lifetime_seconds),
             valid_authz_lifetime=timedelta(seconds=acme.valid_authz_lifetime_seconds),
             finalize_deadline=timedelta(seconds=acme.finalize_deadline_seconds),
-            issuance_deadline=timedelta(minutes=10),
+            issuance_deadline=timedelta(seconds=ca.issuance_deadline_seconds),
             leaf_validity=timedelta(days=ca.leaf_validity_days),
             terms_of_service=acme.terms_of_service,
             caa_identities=acme.caa_identities,
             validation_delay=testing.validation_delay_seconds,
             finalize_processing=testing.finalize_processing_seconds,
+            issuance_retry_first=timedelta(seconds=ca.issuance_retry_first_seconds),
+            issuance_retry_max=timedelta(seconds=ca.issuance_retry_max_seconds),
         )
 
 

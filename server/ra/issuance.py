@@ -26,15 +26,16 @@ from certplane.ca.api import (
     IssuanceRefused,
     IssuanceRequest,
     Issued,
-    IssuerBackend,
     new_serial,
 )
+from certplane.ca.keys.errors import KeyBindingError, KeystoreUnavailable
 from certplane.policy.csr import CSRRejected, check_csr
 from certplane.server.errors import AcmeProblem, ProblemType
 from certplane.server.model import (
     Account,
     EventType,
     IdentifierType,
+    IssuerRecord,
     Order,
     OrderStatus,
     Tenant,
@@ -50,7 +51,6 @@ log = logging.getLogger(__name__)
 
 ISSUE_JOB = "issue"
 BACKDATE = timedelta(minutes=1)
-RETRY_BACKOFF = (timedelta(seconds=5), timedelta(seconds=30), timedelta(minutes=2))
 
 
 def spki_sha256(public_key: Any) -> str:
@@ -60,7 +60,7 @@ def spki_sha256(public_key: Any) -> str:
     return hashlib.sha256(der).hexdigest()
 
 
-Reservation = tuple[str, IssuanceRequest, IssuerBackend]
+Reservation = tuple[str, IssuanceRequest, IssuerRecord]
 # The CSR's public key and its common name (lowercase), if it had one.
 CsrSubject = tuple[Any, str | None]
 
@@ -173,6 +173,13 @@ class IssuanceService:
             return await self._attempt(scope, job_id, order_id, reservation)
         except IssuanceRefused as exc:
             await self._fail(scope, job_id, order_id, exc.detail)
+        except KeyBindingError:
+            # NOTE(tenancy): the issuer's key ref names another owner: never retried, alarmed.
+            log.error("issuance job %s: issuer key is not bound to tenant %s", job_id, scope.slug)
+            await self._fail(scope, job_id, order_id, "the issuer key is not bound to this tenant")
+        except KeystoreUnavailable as exc:
+            log.warning("issuance job %s: key store unavailable (%s); will retry", job_id, exc)
+            await self._retry_or_fail(scope, job_id, order_id, f"key store unavailable: {exc}")
         except Exception as exc:
             log.exception("issuance job %s failed", job_id)
             await self._retry_or_fail(scope, job_id, order_id, type(exc).__name__)
@@ -185,7 +192,8 @@ class IssuanceService:
         reserved = reservation or await self._reserve(scope, job_id, order_id)
         if reserved is None:
             return None
-        cert_id, request, backend = reserved
+        cert_id, request, record = reserved
+        backend = await self._issuers.backend(scope, record)
         result = await backend.issue(request)
         if isinstance(result, Deferred):
             await self._reschedule(scope, job_id, timedelta(seconds=result.retry_after_seconds))
@@ -207,7 +215,7 @@ class IssuanceService:
 
         A reservation left by an earlier, crashed attempt was never released: it is abandoned.
         """
-        record, backend = await self._issuers.for_tenant(tx)
+        record = await self._issuers.active(tx)
         await tx.certificates.abandon_reserved(order.id)
         serial = new_serial()
         cert_id = await tx.certificates.reserve(
@@ -218,7 +226,7 @@ class IssuanceService:
             identifiers=order.identifiers,
             now=self._deps.clock.now(),
         )
-        return cert_id, self._request(tx.scope, order, serial, subject), backend
+        return cert_id, self._request(tx.scope, order, serial, subject), record
 
     def _request(
         self, scope: TenantScope, order: Order, serial: int, subject: CsrSubject
@@ -294,9 +302,10 @@ class IssuanceService:
             job = await tx.jobs.get(job_id)
         now = self._deps.clock.now()
         if job is None or now >= job["deadline"]:
-            await self._fail(scope, job_id, order_id, "the CA did not answer before the deadline")
+            detail = f"the CA did not answer before the deadline (last error: {reason})"
+            await self._fail(scope, job_id, order_id, detail)
             return
-        backoff = RETRY_BACKOFF[min(job["attempts"], len(RETRY_BACKOFF)) - 1]
+        backoff = self._deps.settings.issuance_retry_delay(job["attempts"])
         await self._reschedule(scope, job_id, backoff, reason)
 
     async def _reschedule(

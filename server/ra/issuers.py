@@ -5,12 +5,13 @@ Only the local CA exists so far; an upstream ACME proxy registers here the same 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Mapping
 
 from cryptography import x509
 
 from certplane.ca.api import IssuerBackend
-from certplane.ca.keys.api import KeyStore, SigningKey, tenant_binding
+from certplane.ca.keys.api import KeyStore, SigningKey, ref_scheme, tenant_binding
 from certplane.ca.local import LocalIssuer
 from certplane.ca.profiles import DEFAULT_PROFILES, Profile
 from certplane.server.errors import AcmeProblem, ProblemType
@@ -37,18 +38,31 @@ class IssuerRegistry:
         self._keystore = keystore
         self._crl_url = crl_url
         self._profiles = dict(profiles or DEFAULT_PROFILES)
-        self._cache: dict[tuple[str, str], IssuerBackend] = {}
+        self._cache: dict[tuple[str, str, str], IssuerBackend] = {}
 
-    async def for_tenant(self, tx: TenantTx) -> tuple[IssuerRecord, IssuerBackend]:
+    async def active(self, tx: TenantTx) -> IssuerRecord:
+        """The tenant's active issuer record (which key and certificate sign its leaves)."""
         record = await tx.issuers.active()
         if record is None:
             raise AcmeProblem(ProblemType.SERVER_INTERNAL, "tenant has no active issuer")
-        key = (tx.scope.tenant_id, record.id)
+        return record
+
+    async def backend(self, scope: TenantScope, record: IssuerRecord) -> IssuerBackend:
+        """The backend of ``record`` for ``scope``, built once per (tenant, issuer, key ref).
+
+        The key ref is part of the cache key: a ref changed in the database is loaded, and so
+        checked against the tenant's binding, before anything is signed with it. Keys held
+        outside the process (PKCS#11) are opened in a worker thread.
+        """
+        key = (scope.tenant_id, record.id, record.key_ref)
         backend = self._cache.get(key)
         if backend is None:
-            backend = self._build(tx.scope, record)
+            if ref_scheme(record.key_ref) == "soft":
+                backend = self._build(scope, record)
+            else:
+                backend = await asyncio.to_thread(self._build, scope, record)
             self._cache[key] = backend
-        return record, backend
+        return backend
 
     def signer(
         self, scope: TenantScope, record: IssuerRecord
@@ -68,4 +82,5 @@ class IssuerRegistry:
             signing_key=signing_key,
             profiles=self._profiles,
             crl_url=self._crl_url(scope, record.id),
+            tenant_id=scope.tenant_id,
         )

@@ -118,9 +118,18 @@ class Provisioner:
         return cert, self._keystore.load(row["key_ref"], binding=platform_binding(role))
 
     async def create_tenant(
-        self, slug: str, display_name: str, *, eab_required: bool = True
+        self,
+        slug: str,
+        display_name: str,
+        *,
+        eab_required: bool = True,
+        key_token: str | None = None,
     ) -> Tenant:
-        """A tenant with its own intermediate CA under the platform root, in one transaction."""
+        """A tenant with its own intermediate CA under the platform root, in one transaction.
+
+        The intermediate's key is generated in the keystore for new keys: with PKCS#11, in the
+        shared token (a per-tenant key object) or in ``key_token``, a token dedicated to it.
+        """
         check_slug(slug)
         root, root_key = await self._platform_signer(ROOT)
         async with self._uow.provisioning() as ptx:
@@ -132,7 +141,9 @@ class Provisioner:
             )
             scope = TenantScope(tenant.id, tenant.slug)
             stored = self._keystore.generate(
-                KeyAlgorithm(self._ca.key_algorithm), binding=tenant_binding(tenant.id)
+                KeyAlgorithm(self._ca.key_algorithm),
+                binding=tenant_binding(tenant.id),
+                placement=key_token,
             )
             intermediate = create_intermediate(
                 root,

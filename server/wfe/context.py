@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
+from certplane.ca.keys.api import KeyStore
 from certplane.server.clock import Clock
 from certplane.server.config import Config
 from certplane.server.model import Tenant
@@ -36,6 +37,7 @@ class Services:
     revocation: RevocationService
     crls: CrlService
     tasks: BackgroundTasks
+    keystore: KeyStore
     # Hostile knob (tests only): reject a share of valid nonces.
     nonce_rejecter: NonceRejecter = field(default_factory=lambda: NonceRejecter(0))
 

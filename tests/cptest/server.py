@@ -15,11 +15,11 @@ from aiohttp import web
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from certplane.ca.keys.envelope import MasterKey
-from certplane.ca.keys.software import SoftwareKeyStore
 from certplane.server.app import DATABASE, SERVICES, WORKER, create_app
 from certplane.server.clock import Clock, SystemClock
 from certplane.server.config import (
     AcmeConfig,
+    CaConfig,
     Config,
     DatabaseConfig,
     KeystoreConfig,
@@ -27,6 +27,7 @@ from certplane.server.config import (
     TestingConfig,
     ValidationConfig,
 )
+from certplane.server.keystores import build_keystore
 from certplane.server.ra.provisioning import NewEab, Provisioner
 from certplane.server.storage.db import Database
 from certplane.server.storage.migrate import upgrade
@@ -45,6 +46,8 @@ def make_config(
     dns_servers: tuple[str, ...] = (),
     testing: TestingConfig | None = None,
     acme: AcmeConfig | None = None,
+    keystore: KeystoreConfig | None = None,
+    ca: CaConfig | None = None,
 ) -> Config:
     port = free_port()
     return Config(
@@ -53,7 +56,8 @@ def make_config(
             listen_host="127.0.0.1", listen_port=port, base_url=f"http://127.0.0.1:{port}"
         ),
         database=DatabaseConfig(url=db_url),
-        keystore=KeystoreConfig(master_key_file="master.key"),
+        keystore=keystore or KeystoreConfig(master_key_file="master.key"),
+        ca=ca or CaConfig(),
         acme=acme
         or AcmeConfig(
             caa_identities=("certplane.test",), finalize_deadline_seconds=5, orders_page_size=2
@@ -91,7 +95,7 @@ async def _provision(config: Config, tenants: dict[str, bool]) -> Platform:
         await upgrade(db.engine)
         master = MasterKey.from_file(config.data_path("master.key"))
         prov = Provisioner(
-            UnitOfWork(db), SoftwareKeyStore(master), master, config.ca, SystemClock()
+            UnitOfWork(db), build_keystore(config, master), master, config.ca, SystemClock()
         )
         root = await prov.init_platform_ca()
         platform = Platform(config, root_pem=root.public_bytes(Encoding.PEM))
@@ -155,7 +159,7 @@ class ServerThread:
         services = self.app[SERVICES]
         master = MasterKey.from_file(self.config.data_path("master.key"))
         return RecordingProvisioner(
-            services.uow, SoftwareKeyStore(master), master, self.config.ca, services.clock
+            services.uow, services.keystore, master, self.config.ca, services.clock
         )
 
     def run_worker_once(self) -> int:

@@ -7,11 +7,13 @@ reinitialises the module (which it does when a token is not found).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 from cptest.secrets import KNOWN_SECRETS
@@ -59,17 +61,17 @@ class SoftHsm:
         pin_file.chmod(0o600)
         return label
 
-    def take_away(self) -> Path:
-        """Remove every token from the directory (a token that disappears); returns a backup."""
+    @contextlib.contextmanager
+    def tokens_away(self) -> Iterator[None]:
+        """Every token disappears from the directory inside the block, and comes back after."""
         backup = Path(tempfile.mkdtemp(prefix="softhsm-backup-")) / "tokens"
         shutil.copytree(self.token_dir, backup)
         for child in self.token_dir.iterdir():
             shutil.rmtree(child)
-        return backup
-
-    def give_back(self, backup: Path) -> None:
-        """Put the tokens removed by `take_away` back."""
-        shutil.copytree(backup, self.token_dir, dirs_exist_ok=True)
+        try:
+            yield
+        finally:
+            shutil.copytree(backup, self.token_dir, dirs_exist_ok=True)
 
 
 _SESSION: SoftHsm | None = None

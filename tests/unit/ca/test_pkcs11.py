@@ -23,10 +23,9 @@ from pkcs11 import exceptions as p11
 from certplane.ca.api import IssuanceRequest
 from certplane.ca.hierarchy import create_intermediate, create_root
 from certplane.ca.keys.api import KeyAlgorithm, tenant_binding
-from certplane.ca.keys.errors import KeyBindingError, KeystoreError
+from certplane.ca.keys.errors import KeyBindingError, KeystoreError, KeystoreUnavailable
 from certplane.ca.keys.pkcs11 import (
     Backoff,
-    KeystoreUnavailable,
     Pin,
     Pkcs11EcKey,
     Pkcs11KeyStore,
@@ -345,14 +344,11 @@ def test_token_that_disappears_and_returns(shared_token: str) -> None:
     store = pkcs11_store(shared_token, backoff=NO_BACKOFF)
     key = store.load(store.generate(KeyAlgorithm.EC_P256, binding=TENANT_A).ref, binding=TENANT_A)
     assert isinstance(key, ec.EllipticCurvePrivateKey)
-    backup = hsm.take_away()
-    try:
+    with hsm.tokens_away():
         with pytest.raises(KeystoreUnavailable):
             key.sign(b"while away", ec.ECDSA(hashes.SHA256()))
         with pytest.raises(KeystoreUnavailable):
             key.sign(b"still away", ec.ECDSA(hashes.SHA256()))
-    finally:
-        hsm.give_back(backup)
     signature = key.sign(b"back", ec.ECDSA(hashes.SHA256()))
     key.public_key().verify(signature, b"back", ec.ECDSA(hashes.SHA256()))
 
