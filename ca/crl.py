@@ -83,7 +83,12 @@ def _revoked(entry: RevokedEntry) -> x509.RevokedCertificate:
         .serial_number(entry.serial)
         .revocation_date(entry.revoked_at)
     )
-    reason = _REASONS.get(entry.reason)
+    reason = reason_flag(entry.reason)
     if reason is not None:
         builder = builder.add_extension(x509.CRLReason(reason), critical=False)
     return builder.build()
+
+
+def reason_flag(code: int) -> x509.ReasonFlags | None:
+    """The CRLReason of a code (§5.3.1); None for unspecified (0), which is left out."""
+    return _REASONS.get(code)

@@ -9,7 +9,8 @@ Leaf certificates follow RFC 5280 and the CA/B Forum Baseline Requirements' subs
 - keyUsage (critical): digitalSignature, plus keyEncipherment for RSA subject keys (§4.2.1.3);
 - extKeyUsage: serverAuth, plus clientAuth if the profile allows (§4.2.1.12);
 - basicConstraints cA=FALSE, critical (§4.2.1.9); SKI (§4.2.1.2); AKI = issuer's SKI
-  (§4.2.1.1); CRL distribution point (§4.2.1.13) and caIssuers AIA (§4.2.2.1) when configured.
+  (§4.2.1.1); CRL distribution point (§4.2.1.13) and AIA OCSP/caIssuers (§4.2.2.1) when
+  configured.
 
 Validity beyond the issuer's notAfter is *refused* (`IssuanceRefused`), not clipped: a silently
 shortened certificate surprises the subscriber and the RA, and the order's requested window is the
@@ -62,6 +63,7 @@ _SUBJECT_KEY_TYPES = (
 )
 _SOFTWARE_EC_KEY_TYPE = type(ec.derive_private_key(1, ec.SECP256R1()))
 _Extension = tuple[x509.ExtensionType, bool]
+_Urls = tuple[str | None, str | None, str | None]  # CRL, caIssuers, OCSP
 
 
 def _whole_seconds(moment: datetime) -> datetime:
@@ -143,19 +145,30 @@ def _distribution_points(crl_url: str) -> x509.CRLDistributionPoints:
     return x509.CRLDistributionPoints([x509.DistributionPoint([uri], None, None, None)])
 
 
-def _ca_issuers(url: str) -> x509.AuthorityInformationAccess:
-    uri = x509.UniformResourceIdentifier(url)
-    method = AuthorityInformationAccessOID.CA_ISSUERS
-    return x509.AuthorityInformationAccess([x509.AccessDescription(method, uri)])
+def _authority_information_access(
+    ca_issuers_url: str | None, ocsp_url: str | None
+) -> x509.AuthorityInformationAccess:
+    """OCSP first, then caIssuers (RFC 5280 §4.2.2.1)."""
+    methods = [
+        (AuthorityInformationAccessOID.OCSP, ocsp_url),
+        (AuthorityInformationAccessOID.CA_ISSUERS, ca_issuers_url),
+    ]
+    return x509.AuthorityInformationAccess(
+        [
+            x509.AccessDescription(method, x509.UniformResourceIdentifier(url))
+            for method, url in methods
+            if url is not None
+        ]
+    )
 
 
 def _leaf_extensions(
     req: IssuanceRequest,
     profile: Profile,
     issuer: x509.Certificate,
-    urls: tuple[str | None, str | None],
+    urls: _Urls,
 ) -> list[_Extension]:
-    crl_url, ca_issuers_url = urls
+    crl_url, ca_issuers_url, ocsp_url = urls
     extensions: list[_Extension] = [
         (x509.BasicConstraints(ca=False, path_length=None), True),
         (_key_usage(req.public_key), True),
@@ -166,8 +179,8 @@ def _leaf_extensions(
     ]
     if crl_url is not None:
         extensions.append((_distribution_points(crl_url), False))
-    if ca_issuers_url is not None:
-        extensions.append((_ca_issuers(ca_issuers_url), False))
+    if ca_issuers_url is not None or ocsp_url is not None:
+        extensions.append((_authority_information_access(ca_issuers_url, ocsp_url), False))
     return extensions
 
 
@@ -175,7 +188,7 @@ def _leaf_builder(
     req: IssuanceRequest,
     profile: Profile,
     issuer: x509.Certificate,
-    urls: tuple[str | None, str | None],
+    urls: _Urls,
 ) -> x509.CertificateBuilder:
     builder = (
         x509.CertificateBuilder()
@@ -199,6 +212,7 @@ def sign_leaf(
     *,
     crl_url: str | None = None,
     ca_issuers_url: str | None = None,
+    ocsp_url: str | None = None,
 ) -> x509.Certificate:
     """Check, build, sign and verify one leaf certificate (blocking; see the module docstring).
 
@@ -209,7 +223,7 @@ def sign_leaf(
         CAError: the signed certificate does not verify against the issuer.
     """
     _check_request(req, profile, issuer)
-    builder = _leaf_builder(req, profile, issuer, (crl_url, ca_issuers_url))
+    builder = _leaf_builder(req, profile, issuer, (crl_url, ca_issuers_url, ocsp_url))
     return sign_and_verify(builder, issuer_key, issuer)
 
 
@@ -255,6 +269,7 @@ class LocalIssuer:
         profiles: the profiles requests may name.
         crl_url: the CRL distribution point written into leaves, if any.
         ca_issuers_url: the AIA caIssuers URL written into leaves, if any.
+        ocsp_url: the AIA OCSP responder URL written into leaves, if any.
         tenant_id: for an issuer dedicated to one tenant, the only tenant it signs for; a
             request for another tenant is a routing bug and raises `CAError`. None for an
             issuer shared by all tenants.
@@ -272,6 +287,7 @@ class LocalIssuer:
         crl_url: str | None = None,
         *,
         ca_issuers_url: str | None = None,
+        ocsp_url: str | None = None,
         tenant_id: str | None = None,
     ) -> None:
         check_key_pair(issuer_certificate, signing_key)
@@ -281,7 +297,7 @@ class LocalIssuer:
         self._chain_pem = "".join(_pem(cert) for cert in chain)
         self._key = signing_key
         self._profiles = dict(profiles)
-        self._urls = (crl_url, ca_issuers_url)
+        self._urls: _Urls = (crl_url, ca_issuers_url, ocsp_url)
         self._tenant_id = tenant_id
 
     def __repr__(self) -> str:
@@ -319,9 +335,15 @@ class LocalIssuer:
         return profile
 
     def _sign(self, req: IssuanceRequest, profile: Profile) -> x509.Certificate:
-        crl_url, ca_issuers_url = self._urls
+        crl_url, ca_issuers_url, ocsp_url = self._urls
         return sign_leaf(
-            req, profile, self._issuer, self._key, crl_url=crl_url, ca_issuers_url=ca_issuers_url
+            req,
+            profile,
+            self._issuer,
+            self._key,
+            crl_url=crl_url,
+            ca_issuers_url=ca_issuers_url,
+            ocsp_url=ocsp_url,
         )
 
 

@@ -24,6 +24,7 @@ from certplane.server.ra.crls import CrlService
 from certplane.server.ra.deps import AcmeSettings, BackgroundTasks, RADeps
 from certplane.server.ra.issuance import IssuanceService
 from certplane.server.ra.issuers import IssuerRegistry
+from certplane.server.ra.ocsp import OcspService
 from certplane.server.ra.orders import OrderService
 from certplane.server.ra.revocation import RevocationService
 from certplane.server.storage.db import Database
@@ -99,7 +100,8 @@ def build_services(
     )
     crl_for = functools.partial(crl_url, base)
     keystore = build_keystore(config, master)
-    issuers = IssuerRegistry(keystore, crl_for)
+    ocsp_for = functools.partial(ocsp_url, base) if config.ca.ocsp_url_in_leaves else None
+    issuers = IssuerRegistry(keystore, crl_for, ocsp_url=ocsp_for)
     authzs = AuthorizationService(deps, va)
     issuance = IssuanceService(deps, issuers)
     services = Services(
@@ -115,11 +117,16 @@ def build_services(
         issuance=issuance,
         revocation=RevocationService(deps),
         crls=CrlService(deps, issuers, crl_for),
+        ocsp=OcspService(deps, issuers),
         tasks=tasks,
         keystore=keystore,
         nonce_rejecter=NonceRejecter(config.testing.nonce_reject_percent),
     )
     return services, Worker(db, clock, authzs, issuance)
+
+
+def ocsp_url(base_url: str, scope: TenantScope, issuer_id: str) -> str:
+    return f"{base_url}/ocsp/{scope.slug}/{issuer_id}"
 
 
 def crl_url(base_url: str, scope: TenantScope, issuer_id: str) -> str:

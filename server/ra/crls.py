@@ -1,18 +1,24 @@
 """CRLs per issuer, served at the distribution point every leaf carries (RFC 5280 §5).
 
 A CRL is built on demand and cached until a revocation changes what it must list or it is an
-hour old; ``nextUpdate`` is a day after ``thisUpdate``.
+hour old; ``nextUpdate`` is a day after ``thisUpdate``. CRL numbers (§5.2.3) are milliseconds
+since the epoch, and always above the number this process issued last, so they increase.
 """
 
 from __future__ import annotations
 
+import asyncio
+import functools
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from certplane.ca.crl import RevokedEntry, build_crl
+from certplane.ca.keys.api import ref_scheme
 from certplane.server.errors import not_found
+from certplane.server.model import IssuerRecord
 from certplane.server.ra.deps import RADeps
 from certplane.server.ra.issuers import CrlUrl, IssuerRegistry
 from certplane.server.storage.scope import TenantScope
@@ -27,6 +33,7 @@ class CrlDocument:
     this_update: datetime
     next_update: datetime
     fingerprint: tuple[tuple[str, datetime, int], ...]
+    number: int
 
 
 class CrlService:
@@ -47,19 +54,34 @@ class CrlService:
         cached = self._cache.get(key)
         if cached and cached.fingerprint == revoked and now - cached.this_update < REGENERATE_AFTER:
             return cached
-        cert, signing_key = self._issuers.signer(scope, record)
         this_update = now.replace(microsecond=0)
+        number = max(time.time_ns() // 1_000_000, cached.number + 1 if cached else 0)
+        build = functools.partial(self._build, scope, record, revoked, number, this_update)
+        if ref_scheme(record.key_ref) == "soft":
+            der = build()
+        else:
+            der = await asyncio.to_thread(build)
+        document = CrlDocument(der, this_update, this_update + VALIDITY, revoked, number)
+        self._cache[key] = document
+        return document
+
+    def _build(
+        self,
+        scope: TenantScope,
+        record: IssuerRecord,
+        revoked: tuple[tuple[str, datetime, int], ...],
+        number: int,
+        this_update: datetime,
+    ) -> bytes:
+        """Sign one CRL (blocking: a token-held key signs in the token)."""
+        cert, signing_key = self._issuers.signer(scope, record)
         crl = build_crl(
             cert,
             signing_key,
             [RevokedEntry(int(serial, 16), at, reason) for serial, at, reason in revoked],
-            crl_number=int(this_update.timestamp()),
+            crl_number=number,
             this_update=this_update,
             next_update=this_update + VALIDITY,
-            distribution_point=self._crl_url(scope, issuer_id),
+            distribution_point=self._crl_url(scope, record.id),
         )
-        document = CrlDocument(
-            crl.public_bytes(Encoding.DER), this_update, this_update + VALIDITY, revoked
-        )
-        self._cache[key] = document
-        return document
+        return crl.public_bytes(Encoding.DER)

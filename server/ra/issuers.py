@@ -34,9 +34,11 @@ class IssuerRegistry:
         keystore: KeyStore,
         crl_url: CrlUrl,
         profiles: Mapping[str, Profile] | None = None,
+        ocsp_url: CrlUrl | None = None,
     ) -> None:
         self._keystore = keystore
         self._crl_url = crl_url
+        self._ocsp_url = ocsp_url
         self._profiles = dict(profiles or DEFAULT_PROFILES)
         self._cache: dict[tuple[str, str, str], IssuerBackend] = {}
 
@@ -82,5 +84,6 @@ class IssuerRegistry:
             signing_key=signing_key,
             profiles=self._profiles,
             crl_url=self._crl_url(scope, record.id),
+            ocsp_url=self._ocsp_url(scope, record.id) if self._ocsp_url else None,
             tenant_id=scope.tenant_id,
         )

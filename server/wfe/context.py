@@ -15,6 +15,7 @@ from certplane.server.ra.authorizations import AuthorizationService
 from certplane.server.ra.crls import CrlService
 from certplane.server.ra.deps import BackgroundTasks
 from certplane.server.ra.issuance import IssuanceService
+from certplane.server.ra.ocsp import OcspService
 from certplane.server.ra.orders import OrderService
 from certplane.server.ra.revocation import RevocationService
 from certplane.server.storage.scope import TenantScope
@@ -36,6 +37,7 @@ class Services:
     issuance: IssuanceService
     revocation: RevocationService
     crls: CrlService
+    ocsp: OcspService
     tasks: BackgroundTasks
     keystore: KeyStore
     # Hostile knob (tests only): reject a share of valid nonces.

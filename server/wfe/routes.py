@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from certplane.server.wfe.handlers import account, authz, certificate, crl, directory, order
+from certplane.server.wfe.handlers import account, authz, certificate, crl, directory, ocsp, order
 
 T = "/acme/{tenant}"
 
@@ -26,3 +26,5 @@ def add_routes(app: web.Application) -> None:
     r.add_post(f"{T}/cert/{{cert_id}}", certificate.certificate)
     r.add_post(f"{T}/revoke-cert", certificate.revoke_cert)
     r.add_get("/crl/{tenant}/{issuer_id}.crl", crl.crl)
+    r.add_post("/ocsp/{tenant}/{issuer_id}", ocsp.ocsp_post)
+    r.add_get("/ocsp/{tenant}/{issuer_id}/{request:.+}", ocsp.ocsp_get)

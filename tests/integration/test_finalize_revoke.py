@@ -234,3 +234,28 @@ def test_crl_at_the_distribution_point_lists_revocations(flow, tmp_path):
     assert format(leaf.serial_number, "X") in parsed.stdout.replace(":", "").upper()
     missing = requests.get(url.rsplit("/", 1)[0] + "/nope.crl", timeout=10)
     assert missing.status_code == 404
+
+
+def test_crl_numbers_increase_and_caching_follows_next_update(flow):
+    """RFC 5280 §5.2.3: the CRL number increases with each new CRL; the HTTP cache lifetime
+    ends at the CRL's nextUpdate."""
+    import requests
+
+    f = flow("open")
+    _, pem = f.issued("crlnum.fin.localhost")
+    leaf = x509.load_pem_x509_certificates(pem.encode())[0]
+    url = leaf.extensions.get_extension_for_class(x509.CRLDistributionPoints).value[0]
+    url = url.full_name[0].value
+    first = requests.get(url, timeout=10)
+    before = x509.load_der_x509_crl(first.content)
+    number = before.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
+    max_age = int(first.headers["Cache-Control"].split("max-age=")[1].split(",")[0])
+    assert before.next_update_utc is not None and before.last_update_utc is not None
+    lifetime = (before.next_update_utc - before.last_update_utc).total_seconds()
+    assert lifetime - 120 <= max_age <= lifetime
+    revoked = f.client.post(
+        f.client.directory["revokeCert"], {"certificate": b64(_der(pem)), "reason": 4}
+    )
+    assert revoked.status_code == 200
+    after = x509.load_der_x509_crl(requests.get(url, timeout=10).content)
+    assert after.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number > number

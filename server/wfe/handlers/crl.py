@@ -1,4 +1,5 @@
-"""The CRL distribution point (RFC 5280 §4.2.1.13): DER over plain GET, cacheable."""
+"""The CRL distribution point (RFC 5280 §4.2.1.13): DER over plain GET, cacheable until its
+nextUpdate (revocations also regenerate it at once for the next fetch)."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ async def crl(request: web.Request) -> web.Response:
         body=document.der,
         content_type=PKIX_CRL,
         headers={
-            "Cache-Control": f"public, max-age={min(max_age, 3600)}",
+            "Cache-Control": f"public, max-age={max_age}, no-transform",
             "Last-Modified": format_datetime(document.this_update, usegmt=True),
             "Expires": format_datetime(document.next_update, usegmt=True),
         },

@@ -84,6 +84,32 @@ def build_hierarchy(algorithm: KeyAlgorithm) -> Hierarchy:
     return Hierarchy(root, root_key, intermediate, key)
 
 
+def keystore_intermediate(
+    store: KeyStore, base: Hierarchy, binding: str, algorithm: KeyAlgorithm = KeyAlgorithm.EC_P256
+) -> Hierarchy:
+    """An intermediate under ``base``'s root whose key lives in ``store``."""
+    stored = store.generate(algorithm, binding=binding)
+    intermediate = create_intermediate(
+        base.root, base.root_key, stored.public_key, f"{binding} CA", "certplane",
+        timedelta(days=365),
+    )  # fmt: skip
+    return Hierarchy(
+        base.root, base.root_key, intermediate, store.load(stored.ref, binding=binding)
+    )
+
+
+def sibling_intermediate(h: Hierarchy, name: str = "Sibling") -> x509.Certificate:
+    """Another intermediate under the same root (with a key nobody keeps)."""
+    return create_intermediate(
+        h.root,
+        h.root_key,
+        ec.generate_private_key(ec.SECP256R1()).public_key(),
+        name,
+        "certplane",
+        timedelta(days=30),
+    )
+
+
 @pytest.fixture(
     scope="session", params=[KeyAlgorithm.EC_P256, KeyAlgorithm.EC_P384, KeyAlgorithm.RSA_2048]
 )

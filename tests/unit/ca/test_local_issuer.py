@@ -14,11 +14,11 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa, x25519
 from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, NameOID
 
 from certplane.ca.api import CAError, IssuanceRefused, IssuanceRequest, Issued
-from certplane.ca.keys.api import KeyAlgorithm, tenant_binding
-from certplane.ca.keys.envelope import MasterKey
-from certplane.ca.keys.software import SoftwareKeyStore
+from certplane.ca.keys.api import tenant_binding
 from certplane.ca.local import LocalIssuer
 from certplane.ca.profiles import DEFAULT_PROFILES, Profile
+
+from .conftest import keystore_intermediate, sibling_intermediate
 
 CRL_URL = "http://crl.certplane.test/int.crl"
 CA_ISSUERS_URL = "http://certs.certplane.test/int.der"
@@ -218,28 +218,17 @@ async def test_openssl_rejects_a_leaf_from_another_hierarchy(
     assert result.returncode != 0
 
 
-async def test_issuer_key_from_the_software_keystore(
-    ec_hierarchy: Any, make_request: MakeRequest, openssl_verify: Callable[..., Any]
+async def test_issuer_key_from_each_keystore(
+    ec_hierarchy: Any,
+    make_request: MakeRequest,
+    openssl_verify: Callable[..., Any],
+    keystore_factory: Callable[[], Any],
 ) -> None:
-    """A local CA with a keystore key is a combination, not another backend."""
-    from certplane.ca.hierarchy import create_intermediate
-
-    store = SoftwareKeyStore(MasterKey.generate())
-    binding = tenant_binding("tenant-a")
-    stored = store.generate(KeyAlgorithm.EC_P256, binding=binding)
-    intermediate = create_intermediate(
-        ec_hierarchy.root,
-        ec_hierarchy.root_key,
-        stored.public_key,
-        "Tenant A CA",
-        "certplane",
-        timedelta(days=365),
-    )
-    issuer = LocalIssuer(
-        intermediate, [intermediate], store.load(stored.ref, binding=binding), DEFAULT_PROFILES
-    )
+    """A local CA with a keystore key (software, SoftHSM2) is a combination, not a backend."""
+    h = keystore_intermediate(keystore_factory(), ec_hierarchy, tenant_binding("tenant-a"))
+    issuer = LocalIssuer(h.intermediate, [h.intermediate], h.intermediate_key, DEFAULT_PROFILES)
     issued = await issuer.issue(make_request())
-    result = openssl_verify(ec_hierarchy.root, [intermediate], issued.certificate_pem)
+    result = openssl_verify(h.root, [h.intermediate], issued.certificate_pem)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -362,16 +351,7 @@ def test_chain_must_not_contain_the_root(ec_hierarchy: Any) -> None:
 
 
 def test_chain_must_link_up(ec_hierarchy: Any) -> None:
-    from certplane.ca.hierarchy import create_intermediate
-
-    sibling = create_intermediate(
-        ec_hierarchy.root,
-        ec_hierarchy.root_key,
-        ec.generate_private_key(ec.SECP256R1()).public_key(),
-        "Sibling",
-        "certplane",
-        timedelta(days=30),
-    )
+    sibling = sibling_intermediate(ec_hierarchy)
     with pytest.raises(ValueError, match="link up"):
         LocalIssuer(
             ec_hierarchy.intermediate,

@@ -1,0 +1,121 @@
+"""OCSP per issuer (RFC 6960, RFC 5019 profile): the status of a tenant's certificates.
+
+Each tenant issuer answers at ``/ocsp/{tenant}/{issuer}``. The certificate's state comes from the
+tenant-scoped certificate table, so an issuer never speaks for another tenant's serials: a serial
+this issuer did not sign (or that another tenant's issuer signed) is ``unknown``. Responses
+without a nonce are cached until the certificate's state changes or an hour has passed, like
+CRLs; token-held keys sign in a worker thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import OrderedDict
+from datetime import datetime, timedelta
+
+from cryptography import x509
+from cryptography.x509 import ocsp
+
+from certplane.ca.keys.api import ref_scheme
+from certplane.ca.ocsp import (
+    CertificateState,
+    OcspResponder,
+    OcspResult,
+    Revoked,
+    unsuccessful,
+)
+from certplane.server.model import Certificate, CertificateStatus, IssuerRecord
+from certplane.server.ra.deps import RADeps
+from certplane.server.ra.issuers import IssuerRegistry
+from certplane.server.storage.scope import TenantScope
+
+RESPONSE_VALIDITY = timedelta(days=1)
+REGENERATE_AFTER = timedelta(hours=1)
+CACHED_RESPONSES = 20_000
+
+_UNAUTHORIZED = unsuccessful(ocsp.OCSPResponseStatus.UNAUTHORIZED)
+
+_CacheKey = tuple[str, str, int]
+
+
+class OcspService:
+    def __init__(self, deps: RADeps, issuers: IssuerRegistry) -> None:
+        self._deps = deps
+        self._issuers = issuers
+        self._responders: dict[tuple[str, str, str], OcspResponder] = {}
+        self._cache: OrderedDict[_CacheKey, tuple[CertificateState, OcspResult]] = OrderedDict()
+
+    async def respond(self, scope: TenantScope, issuer_id: str, request_der: bytes) -> OcspResult:
+        """The DER response to one OCSP request for ``issuer_id`` of this tenant."""
+        async with self._deps.uow.begin(scope, write=False) as tx:
+            record = await tx.issuers.get(issuer_id)
+            if record is None:
+                return _UNAUTHORIZED
+            responder = await self._responder(scope, record)
+            parsed = responder.parse(request_der)
+            if isinstance(parsed, OcspResult):
+                return parsed
+            cert = await tx.certificates.get_by_serial(format(parsed.serial_number, "x"))
+        state = _state(cert, issuer_id)
+        now = self._deps.clock.now()
+        key = (scope.tenant_id, issuer_id, parsed.serial_number)
+        cacheable = _has_no_nonce(parsed)
+        if cacheable:
+            cached = self._cache.get(key)
+            if cached and cached[0] == state and _fresh(cached[1], now):
+                self._cache.move_to_end(key)
+                return cached[1]
+        result = await self._sign(record, responder, parsed, state, now)
+        if cacheable:
+            self._remember(key, state, result)
+        return result
+
+    async def _responder(self, scope: TenantScope, record: IssuerRecord) -> OcspResponder:
+        key = (scope.tenant_id, record.id, record.key_ref)
+        responder = self._responders.get(key)
+        if responder is None:
+            cert, signing_key = await asyncio.to_thread(self._issuers.signer, scope, record)
+            responder = OcspResponder(cert, signing_key, validity=RESPONSE_VALIDITY)
+            self._responders[key] = responder
+        return responder
+
+    async def _sign(
+        self,
+        record: IssuerRecord,
+        responder: OcspResponder,
+        request: ocsp.OCSPRequest,
+        state: CertificateState,
+        now: datetime,
+    ) -> OcspResult:
+        if ref_scheme(record.key_ref) == "soft":
+            return responder.respond(request, state, now)
+        return await asyncio.to_thread(responder.respond, request, state, now)
+
+    def _remember(self, key: _CacheKey, state: CertificateState, result: OcspResult) -> None:
+        self._cache[key] = (state, result)
+        self._cache.move_to_end(key)
+        while len(self._cache) > CACHED_RESPONSES:
+            self._cache.popitem(last=False)
+
+
+def _state(cert: Certificate | None, issuer_id: str) -> CertificateState:
+    """good / Revoked / None (unknown: never issued by this issuer, or only reserved)."""
+    if cert is None or cert.issuer_id != issuer_id:
+        return None
+    if cert.status is CertificateStatus.ISSUED:
+        return "good"
+    if cert.status is CertificateStatus.REVOKED and cert.revoked_at is not None:
+        return Revoked(cert.revoked_at, cert.revocation_reason or 0)
+    return None
+
+
+def _has_no_nonce(request: ocsp.OCSPRequest) -> bool:
+    try:
+        request.extensions.get_extension_for_class(x509.OCSPNonce)
+    except x509.ExtensionNotFound:
+        return True
+    return False
+
+
+def _fresh(result: OcspResult, now: datetime) -> bool:
+    return result.this_update is not None and now - result.this_update < REGENERATE_AFTER

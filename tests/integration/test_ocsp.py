@@ -1,0 +1,191 @@
+"""The OCSP responder over HTTP (RFC 6960 Appendix A, RFC 5019), on SQLite and PostgreSQL.
+
+Leaves carry the responder URL in AIA; `openssl ocsp` asks it and gets good, then revoked.
+"""
+
+from __future__ import annotations
+
+import base64
+import subprocess
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+import requests
+from cptest.jwsclient import b64
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.x509 import ocsp
+from cryptography.x509.oid import AuthorityInformationAccessOID
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+OCSP_REQUEST = "application/ocsp-request"
+
+
+def issued(flow, slug: str, name: str) -> tuple[object, x509.Certificate, x509.Certificate]:
+    f = flow(slug)
+    _, pem = f.issued(name)
+    leaf, intermediate = x509.load_pem_x509_certificates(pem.encode())
+    return f, leaf, intermediate
+
+
+def ocsp_url(leaf: x509.Certificate) -> str:
+    aia = leaf.extensions.get_extension_for_class(x509.AuthorityInformationAccess).value
+    (url,) = [
+        d.access_location.value
+        for d in aia
+        if d.access_method == AuthorityInformationAccessOID.OCSP
+    ]
+    return str(url)
+
+
+def request_der(leaf: x509.Certificate, issuer: x509.Certificate, nonce: bool = False) -> bytes:
+    builder = ocsp.OCSPRequestBuilder().add_certificate(leaf, issuer, hashes.SHA1())
+    if nonce:
+        builder = builder.add_extension(x509.OCSPNonce(b"\x07" * 16), critical=False)
+    return builder.build().public_bytes(Encoding.DER)
+
+
+def post(url: str, der: bytes) -> requests.Response:
+    return requests.post(url, data=der, headers={"Content-Type": OCSP_REQUEST}, timeout=10)
+
+
+def get(url: str, der: bytes) -> requests.Response:
+    return requests.get(f"{url}/{quote(base64.b64encode(der).decode(), safe='')}", timeout=10)
+
+
+def status_of(response: requests.Response, issuer: x509.Certificate) -> ocsp.OCSPResponse:
+    assert response.status_code == 200
+    assert response.headers["Content-Type"] == "application/ocsp-response"
+    parsed = ocsp.load_der_ocsp_response(response.content)
+    assert parsed.response_status is ocsp.OCSPResponseStatus.SUCCESSFUL
+    return parsed
+
+
+def revoke(f, leaf: x509.Certificate, reason: int) -> None:
+    body = {"certificate": b64(leaf.public_bytes(Encoding.DER)), "reason": reason}
+    assert f.client.post(f.client.directory["revokeCert"], body).status_code == 200
+
+
+def test_leaf_names_the_responder_of_its_issuer(flow):
+    _, leaf, _ = issued(flow, "open", "aia.ocsp.localhost")
+    url = ocsp_url(leaf)
+    assert "/ocsp/open/" in url
+
+
+@pytest.mark.parametrize("method", [get, post])
+def test_good_then_revoked(flow, method):
+    f, leaf, issuer = issued(flow, "open", f"{method.__name__}.ocsp.localhost")
+    url = ocsp_url(leaf)
+    good = status_of(method(url, request_der(leaf, issuer)), issuer)
+    assert good.certificate_status is ocsp.OCSPCertStatus.GOOD
+    assert good.serial_number == leaf.serial_number
+    revoke(f, leaf, 1)
+    revoked = status_of(method(url, request_der(leaf, issuer)), issuer)
+    assert revoked.certificate_status is ocsp.OCSPCertStatus.REVOKED
+    assert revoked.revocation_reason is x509.ReasonFlags.key_compromise
+
+
+def test_get_is_cacheable_until_next_update(flow):
+    _, leaf, issuer = issued(flow, "open", "cache.ocsp.localhost")
+    response = get(ocsp_url(leaf), request_der(leaf, issuer))
+    parsed = status_of(response, issuer)
+    assert "public" in response.headers["Cache-Control"]
+    assert "max-age=" in response.headers["Cache-Control"]
+    assert response.headers["ETag"]
+    assert response.headers["Expires"]
+    assert parsed.next_update_utc is not None
+
+
+def test_nonce_is_echoed_and_not_cached(flow):
+    _, leaf, issuer = issued(flow, "open", "nonce.ocsp.localhost")
+    response = post(ocsp_url(leaf), request_der(leaf, issuer, nonce=True))
+    parsed = status_of(response, issuer)
+    assert parsed.extensions.get_extension_for_class(x509.OCSPNonce).value.nonce == b"\x07" * 16
+
+
+def test_serial_of_another_tenant_is_unauthorized(flow):
+    """Alpha's certificate asked of beta's responder: beta's issuer did not sign it."""
+    _, leaf, issuer = issued(flow, "alpha", "tenant.ocsp.alpha.localhost")
+    _, beta_leaf, _ = issued(flow, "beta", "tenant.ocsp.beta.localhost")
+    response = post(ocsp_url(beta_leaf), request_der(leaf, issuer))
+    assert response.status_code == 200
+    status = ocsp.load_der_ocsp_response(response.content).response_status
+    assert status is ocsp.OCSPResponseStatus.UNAUTHORIZED
+
+
+def test_unknown_issuer_id_is_unauthorized(flow):
+    _, leaf, issuer = issued(flow, "open", "issuer.ocsp.localhost")
+    url = ocsp_url(leaf).rsplit("/", 1)[0] + "/AAAAAAAAAAAAAAAAAAAAAA"
+    status = ocsp.load_der_ocsp_response(post(url, request_der(leaf, issuer)).content)
+    assert status.response_status is ocsp.OCSPResponseStatus.UNAUTHORIZED
+
+
+@pytest.mark.parametrize("path", ["%%%", "bm90IGFuIG9jc3AgcmVxdWVzdA", "A" * 8000])
+def test_malformed_get_is_malformed_request(flow, path):
+    _, leaf, _ = issued(flow, "open", f"bad{len(path)}.ocsp.localhost")
+    response = requests.get(f"{ocsp_url(leaf)}/{path}", timeout=10)
+    assert response.status_code == 200
+    status = ocsp.load_der_ocsp_response(response.content).response_status
+    assert status is ocsp.OCSPResponseStatus.MALFORMED_REQUEST
+
+
+def test_post_with_wrong_media_type_is_a_problem(flow):
+    _, leaf, issuer = issued(flow, "open", "mediatype.ocsp.localhost")
+    response = requests.post(
+        ocsp_url(leaf), data=request_der(leaf, issuer), headers={"Content-Type": "text/plain"}
+    )
+    assert response.status_code == 415
+    assert response.headers["Content-Type"].startswith("application/problem+json")
+
+
+def test_openssl_ocsp_good_then_revoked(flow, platform, tmp_path: Path):
+    f, leaf, issuer = issued(flow, "open", "openssl.ocsp.localhost")
+    files = {
+        "leaf.pem": leaf.public_bytes(Encoding.PEM),
+        "issuer.pem": issuer.public_bytes(Encoding.PEM),
+        "root.pem": platform.root_pem,
+    }
+    for name, data in files.items():
+        (tmp_path / name).write_bytes(data)
+
+    def ask() -> str:
+        result = subprocess.run(
+            ["openssl", "ocsp", "-issuer", "issuer.pem", "-cert", "leaf.pem",
+             "-url", ocsp_url(leaf), "-CAfile", "root.pem", "-verify_other", "issuer.pem"],
+            cwd=tmp_path, capture_output=True, text=True, check=False, timeout=30,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "Response verify OK" in result.stderr + result.stdout
+        return result.stdout
+
+    assert "leaf.pem: good" in ask()
+    revoke(f, leaf, 4)
+    answer = ask()
+    assert "leaf.pem: revoked" in answer
+    assert "Reason: superseded" in answer
+
+
+@pytest.fixture
+def responder_url(flow) -> str:
+    _, leaf, _ = issued(flow, "open", "fuzz.ocsp.localhost")
+    return ocsp_url(leaf)
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(body=st.binary(max_size=600), path=st.text(min_size=1, max_size=200))
+def test_hostile_requests_never_fail_the_server(responder_url, body, path):
+    """Arbitrary POST bodies and GET paths: an OCSP error response or a 4xx, never a 5xx."""
+    for response in (
+        post(responder_url, body),
+        requests.get(f"{responder_url}/{quote(path, safe='')}", timeout=10),
+    ):
+        assert response.status_code < 500, response.text
+        if response.status_code == 200:
+            assert response.headers["Content-Type"] == "application/ocsp-response"
+            parsed = ocsp.load_der_ocsp_response(response.content)
+            assert parsed.response_status is not ocsp.OCSPResponseStatus.INTERNAL_ERROR
