@@ -8,11 +8,13 @@ and key identifiers (§4.2.1.1, §4.2.1.2). Every certificate is verified after 
 from __future__ import annotations
 
 import ipaddress
+import itertools
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TypeAlias
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
@@ -25,11 +27,15 @@ from .signing import (
     check_key_pair,
     check_within_issuer,
     sign_and_verify,
+    signature_hash,
     subject_key_identifier,
 )
 
 __all__ = [
     "IPNetwork",
+    "check_alternate_chain",
+    "check_imported_ca",
+    "create_ca_csr",
     "create_intermediate",
     "create_root",
     "create_tls_server_certificate",
@@ -228,3 +234,115 @@ def create_tls_server_certificate(
         profile=profile.name,
     )
     return sign_leaf(request, profile, issuer_cert, issuer_key)
+
+
+def create_ca_csr(
+    key: SigningKey, common_name: str, organization: str
+) -> x509.CertificateSigningRequest:
+    """A PKCS#10 request (RFC 2986) for a customer's root to sign as our intermediate: it asks
+    for cA=TRUE, pathLen 0 and keyCertSign/cRLSign (the signer decides what it grants)."""
+    builder = (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(_name(common_name, organization))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(_ca_key_usage(digital_signature=True), critical=True)
+    )
+    csr = builder.sign(key, signature_hash(key))
+    if not csr.is_signature_valid:
+        raise ValueError("the CSR signature does not verify")
+    return csr
+
+
+def check_imported_ca(
+    certificate_pem: str,
+    chain_pem: str,
+    root_pem: str,
+    public_key: CertificatePublicKeyTypes,
+    now: datetime,
+) -> tuple[x509.Certificate, list[x509.Certificate], x509.Certificate]:
+    """Check a customer-signed intermediate before it may issue (RFC 5280 §6 basics).
+
+    It must certify ``public_key`` (ours), be a CA that may sign certificates (basicConstraints
+    cA=TRUE, keyUsage keyCertSign, §4.2.1.9, §4.2.1.3), be valid now, and chain by signature
+    through ``chain_pem`` (intermediates, in order) to ``root_pem``, a self-signed CA.
+
+    Returns:
+        (certificate, chain between it and the root, root).
+
+    Raises:
+        ValueError: any of it does not hold; the message says which.
+    """
+    certificate = _one_certificate(certificate_pem, "certificate")
+    root = _one_certificate(root_pem, "root")
+    chain = x509.load_pem_x509_certificates(chain_pem.encode()) if chain_pem.strip() else []
+    if certificate.public_key() != public_key:
+        raise ValueError("the certificate does not certify this issuer's key")
+    for cert in (certificate, *chain, root):
+        _check_ca(cert, now)
+    if root.subject != root.issuer:
+        raise ValueError("the root is not self-signed")
+    path = [certificate, *chain, root]
+    for child, parent in itertools.pairwise(path):
+        try:
+            child.verify_directly_issued_by(parent)
+        except (ValueError, TypeError, InvalidSignature):
+            child_name, parent_name = (
+                child.subject.rfc4514_string(),
+                parent.subject.rfc4514_string(),
+            )
+            raise ValueError(f"{child_name} is not signed by {parent_name}") from None
+    return certificate, chain, root
+
+
+def check_alternate_chain(
+    issuer: x509.Certificate, chain_pem: str, now: datetime
+) -> list[x509.Certificate]:
+    """Another chain above ``issuer`` (for example its issuer cross-signed by another root):
+    CA certificates, valid now, the first one signed ``issuer`` and each the one before it;
+    the trust anchor (a self-signed root) is left out, as in the default chain.
+
+    Raises:
+        ValueError: it is empty or any of that does not hold.
+    """
+    try:
+        chain = x509.load_pem_x509_certificates(chain_pem.encode())
+    except ValueError:
+        raise ValueError("the chain is not a list of PEM certificates") from None
+    for cert in chain:
+        _check_ca(cert, now)
+        if cert.subject == cert.issuer:
+            raise ValueError("leave the self-signed root out of the chain")
+    _check_links([issuer, *chain])
+    return chain
+
+
+def _check_links(path: Sequence[x509.Certificate]) -> None:
+    for child, parent in itertools.pairwise(path):
+        try:
+            child.verify_directly_issued_by(parent)
+        except (ValueError, TypeError, InvalidSignature):
+            names = child.subject.rfc4514_string(), parent.subject.rfc4514_string()
+            raise ValueError("{} is not signed by {}".format(*names)) from None
+
+
+def _one_certificate(pem: str, what: str) -> x509.Certificate:
+    try:
+        certificates = x509.load_pem_x509_certificates(pem.encode())
+    except ValueError:
+        raise ValueError(f"the {what} is not a PEM certificate") from None
+    if len(certificates) != 1:
+        raise ValueError(f"expected one {what} certificate, got {len(certificates)}")
+    return certificates[0]
+
+
+def _check_ca(certificate: x509.Certificate, now: datetime) -> None:
+    name = certificate.subject.rfc4514_string()
+    try:
+        constraints = certificate.extensions.get_extension_for_class(x509.BasicConstraints).value
+        usage = certificate.extensions.get_extension_for_class(x509.KeyUsage).value
+    except x509.ExtensionNotFound as exc:
+        raise ValueError(f"{name} lacks {exc.oid._name}") from None
+    if not constraints.ca or not usage.key_cert_sign:
+        raise ValueError(f"{name} is not a CA (basicConstraints cA, keyUsage keyCertSign)")
+    if not certificate.not_valid_before_utc <= now <= certificate.not_valid_after_utc:
+        raise ValueError(f"{name} is not valid now")

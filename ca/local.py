@@ -20,8 +20,9 @@ RA's decision. Operators roll the intermediate before it gets that close.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import itertools
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -35,6 +36,7 @@ from cryptography.x509.oid import AuthorityInformationAccessOID, NameOID
 from .api import (
     CAError,
     DeferredHandle,
+    IPAddress,
     IssuanceRefused,
     IssuanceRequest,
     Issued,
@@ -63,6 +65,7 @@ _SUBJECT_KEY_TYPES = (
 )
 _SOFTWARE_EC_KEY_TYPE = type(ec.derive_private_key(1, ec.SECP256R1()))
 _Extension = tuple[x509.ExtensionType, bool]
+_IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 _Urls = tuple[str | None, str | None, str | None]  # CRL, caIssuers, OCSP
 
 
@@ -111,6 +114,57 @@ def _check_request(req: IssuanceRequest, profile: Profile, issuer: x509.Certific
         raise IssuanceRefused("subject public key type is not supported")
     _check_window(req, profile, issuer)
     _check_names(req)
+    _check_name_constraints(req, issuer)
+
+
+def _check_name_constraints(req: IssuanceRequest, issuer: x509.Certificate) -> None:
+    """A constrained issuer (RFC 5280 §4.2.1.10) refuses names its constraints exclude: relying
+    parties would reject the certificate, so it is never signed."""
+    try:
+        constraints = issuer.extensions.get_extension_for_class(x509.NameConstraints).value
+    except x509.ExtensionNotFound:
+        return
+    for name in req.dns_names:
+        if not _dns_allowed(name.removeprefix("*."), constraints):
+            raise IssuanceRefused(f"{name} is outside the issuer's name constraints")
+    for address in req.ip_addresses:
+        if not _ip_allowed(address, constraints):
+            raise IssuanceRefused(f"{address} is outside the issuer's name constraints")
+
+
+def _dns_within(name: str, subtree: str) -> bool:
+    """§4.2.1.10: a DNS constraint matches the name itself and every name below it (a leading
+    "." matches only names below)."""
+    name, subtree = name.lower(), subtree.lower()
+    if subtree.startswith("."):
+        return name.endswith(subtree)
+    return name == subtree or name.endswith("." + subtree)
+
+
+def _dns_allowed(name: str, constraints: x509.NameConstraints) -> bool:
+    excluded = [n.value for n in constraints.excluded_subtrees or [] if isinstance(n, x509.DNSName)]
+    if any(_dns_within(name, subtree) for subtree in excluded):
+        return False
+    permitted = [
+        n.value for n in constraints.permitted_subtrees or [] if isinstance(n, x509.DNSName)
+    ]
+    return not permitted or any(_dns_within(name, subtree) for subtree in permitted)
+
+
+def _ip_networks(names: Iterable[x509.GeneralName] | None) -> list[_IPNetwork]:
+    return [
+        n.value
+        for n in names or ()
+        if isinstance(n, x509.IPAddress)
+        and isinstance(n.value, ipaddress.IPv4Network | ipaddress.IPv6Network)
+    ]
+
+
+def _ip_allowed(address: IPAddress, constraints: x509.NameConstraints) -> bool:
+    if any(address in network for network in _ip_networks(constraints.excluded_subtrees)):
+        return False
+    permitted = _ip_networks(constraints.permitted_subtrees)
+    return not permitted or any(address in network for network in permitted)
 
 
 def _subject(common_name: str | None) -> x509.Name:

@@ -31,13 +31,59 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("serve", help="serve ACME (and run the job worker)")
     db = sub.add_parser("db", help="database schema").add_subparsers(dest="action", required=True)
     db.add_parser("upgrade", help="migrate the schema to the latest version")
-    ca = sub.add_parser("ca", help="platform CA").add_subparsers(dest="action", required=True)
-    ca.add_parser("init", help="create the master key (if missing) and the platform root CA")
+    _ca_parsers(sub)
     _tenant_parsers(sub)
     _eab_parsers(sub)
     demo = sub.add_parser("demo", help="set up the demo tenant and serve it")
     demo.add_argument("--no-serve", action="store_true", help="set up and print, do not serve")
     return parser
+
+
+def _issuer_options(parser: Any, *, patterns: bool, positional: bool = True) -> None:
+    if positional:
+        parser.add_argument("tenant")
+    parser.add_argument("--algorithm", help="ec-p256, ec-p384, rsa-2048, rsa-3072 or rsa-4096")
+    parser.add_argument("--hsm-token", metavar="LABEL", help="a PKCS#11 token for the key")
+    if patterns:
+        parser.add_argument(
+            "--dedicated-root",
+            action="store_true",
+            help="sign with the tenant's own root (created on first use) instead of the platform's",
+        )
+        parser.add_argument(
+            "--permit-dns", action="append", default=[], metavar="DOMAIN",
+            help="name constraint: only names under DOMAIN (repeatable)",
+        )  # fmt: skip
+        parser.add_argument(
+            "--permit-ip", action="append", default=[], metavar="NETWORK",
+            help="name constraint: only addresses in NETWORK (repeatable)",
+        )  # fmt: skip
+
+
+def _ca_parsers(sub: Any) -> None:
+    ca = sub.add_parser("ca", help="certificate authorities").add_subparsers(
+        dest="action", required=True
+    )
+    ca.add_parser("init", help="create the master key (if missing) and the platform root CA")
+    ca.add_parser("list", help="a tenant's issuers").add_argument("tenant")
+    _issuer_options(ca.add_parser("create", help="add an issuer to a tenant"), patterns=True)
+    rotate = ca.add_parser("rotate", help="replace an issuer with a new key and certificate")
+    rotate.add_argument("tenant")
+    rotate.add_argument("issuer")
+    export = ca.add_parser("export-csr", help="a customer-owned CA: key here, CSR out")
+    _issuer_options(export, patterns=False)
+    export.add_argument("--out", help="write the CSR (PEM) to this file")
+    imp = ca.add_parser("import", help="activate a customer-owned CA with its signed certificate")
+    imp.add_argument("tenant")
+    imp.add_argument("issuer")
+    imp.add_argument("--cert", required=True, help="the signed intermediate (PEM)")
+    imp.add_argument("--root", required=True, help="the customer's root certificate (PEM)")
+    imp.add_argument("--chain", help="certificates between them, if any (PEM)")
+    imp.add_argument("--replaces", metavar="ISSUER", help="retire this issuer once active")
+    alt = ca.add_parser("add-chain", help="offer another chain above an issuer (cross-sign)")
+    alt.add_argument("tenant")
+    alt.add_argument("issuer")
+    alt.add_argument("--chain", required=True, help="certificates above the issuer (PEM)")
 
 
 def _tenant_parsers(sub: Any) -> None:
@@ -48,11 +94,7 @@ def _tenant_parsers(sub: Any) -> None:
     create.add_argument(
         "--no-eab", action="store_true", help="do not require External Account Binding"
     )
-    create.add_argument(
-        "--hsm-token",
-        metavar="LABEL",
-        help="a PKCS#11 token (in keystore.pkcs11.tokens) dedicated to this tenant's CA keys",
-    )
+    _issuer_options(create, patterns=True, positional=False)
     tenant.add_parser("list", help="list tenants")
     for action in ("show", "suspend", "activate"):
         tenant.add_parser(action, help=f"{action} a tenant").add_argument("slug")
@@ -74,9 +116,13 @@ COMMANDS: dict[tuple[str, str | None], Command] = {
     ("serve", None): lambda ops, a: ops.serve(),
     ("db", "upgrade"): lambda ops, a: ops.db_upgrade(),
     ("ca", "init"): lambda ops, a: ops.ca_init(),
-    ("tenant", "create"): lambda ops, a: ops.tenant_create(
-        a.slug, a.name or a.slug, not a.no_eab, a.hsm_token
-    ),
+    ("ca", "list"): lambda ops, a: ops.ca_list(a.tenant),
+    ("ca", "create"): lambda ops, a: ops.ca_create(a),
+    ("ca", "rotate"): lambda ops, a: ops.ca_rotate(a.tenant, a.issuer),
+    ("ca", "export-csr"): lambda ops, a: ops.ca_export_csr(a),
+    ("ca", "import"): lambda ops, a: ops.ca_import(a),
+    ("ca", "add-chain"): lambda ops, a: ops.ca_add_chain(a.tenant, a.issuer, a.chain),
+    ("tenant", "create"): lambda ops, a: ops.tenant_create(a),
     ("tenant", "list"): lambda ops, a: ops.tenant_list(),
     ("tenant", "show"): lambda ops, a: ops.tenant_show(a.slug),
     ("tenant", "suspend"): lambda ops, a: ops.tenant_status(a.slug, "suspended"),

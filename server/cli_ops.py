@@ -11,17 +11,20 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from certplane.ca.files import write_file_atomically
+from certplane.ca.keys.api import KeyAlgorithm, key_algorithm, ref_scheme
 from certplane.ca.keys.envelope import MasterKey
 from certplane.ca.keys.errors import KeystoreError
 from certplane.server.app import create_app, load_master_key
 from certplane.server.clock import SystemClock
 from certplane.server.config import Config
 from certplane.server.keystores import build_keystore
-from certplane.server.model import EabKey, Tenant, TenantStatus
-from certplane.server.ra.provisioning import Provisioner, ProvisioningError
+from certplane.server.model import EabKey, HierarchyPattern, IssuerRecord, Tenant, TenantStatus
+from certplane.server.ra.provisioning import IssuerSpec, Provisioner, ProvisioningError
 from certplane.server.storage.db import Database
 from certplane.server.storage.migrate import current_revision, head_revision, upgrade
 from certplane.server.storage.uow import UnitOfWork
@@ -43,6 +46,40 @@ def _tenant_json(tenant: Tenant, base_url: str) -> dict[str, Any]:
         "directory": f"{base_url}/acme/{tenant.slug}/directory",
         "created_at": tenant.created_at.isoformat(),
     }
+
+
+def _issuer_json(record: IssuerRecord) -> dict[str, Any]:
+    cert = (
+        x509.load_pem_x509_certificate(record.certificate_pem.encode())
+        if record.certificate_pem
+        else None
+    )
+    algorithm = ""
+    if cert is not None:
+        public = cert.public_key()
+        if isinstance(public, ec.EllipticCurvePublicKey | rsa.RSAPublicKey):
+            algorithm = key_algorithm(public).value
+    return {
+        "id": record.id,
+        "name": record.name,
+        "status": record.status,
+        "pattern": record.pattern,
+        "algorithm": algorithm,
+        "subject": cert.subject.rfc4514_string() if cert else "",
+        "not_after": cert.not_valid_after_utc.isoformat() if cert else None,
+        "keystore": ref_scheme(record.key_ref),
+        "retired_at": record.retired_at.isoformat() if record.retired_at else None,
+        "alternate_chains": len(record.alternate_chains),
+    }
+
+
+def _read_text(path: str | None) -> str:
+    if not path:
+        return ""
+    try:
+        return Path(path).read_text(encoding="ascii")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise OutputError(f"cannot read {path}: {exc}") from None
 
 
 def _eab_json(key: EabKey) -> dict[str, Any]:
@@ -112,6 +149,81 @@ class Operations:
             f"platform root CA: {data['root_subject']}\nroot certificate: {root_path}", data
         )
 
+    async def ca_list(self, slug: str) -> Any:
+        async with self._provisioner() as prov:
+            records = await prov.issuers(slug)
+        rows = [_issuer_json(r) for r in records]
+        lines = [
+            f"{r['id']:<24} {r['status']:<8} {r['pattern']:<15} {r['algorithm']:<9} "
+            f"{r['not_after'] or '-':<26} {r['keystore']:<7} {r['subject']}"
+            for r in rows
+        ]
+        return self._out("\n".join(lines) or "no issuers", rows)
+
+    async def ca_create(self, args: Any) -> Any:
+        spec = self._spec(args)
+        async with self._provisioner() as prov:
+            record = await prov.create_issuer(args.tenant, spec)
+        data = _issuer_json(record)
+        return self._out(f"issuer {data['id']} active: {data['subject']}", data)
+
+    async def ca_rotate(self, slug: str, issuer_id: str) -> Any:
+        async with self._provisioner() as prov:
+            record = await prov.rotate_issuer(slug, issuer_id)
+        data = {**_issuer_json(record), "replaces": issuer_id}
+        return self._out(
+            f"issuer {data['id']} active; {issuer_id} retired (still signs CRLs and OCSP)", data
+        )
+
+    async def ca_export_csr(self, args: Any) -> Any:
+        spec = self._spec(args)
+        async with self._provisioner() as prov:
+            record = await prov.export_issuer_csr(args.tenant, spec)
+        assert record.csr_pem is not None
+        if args.out:
+            write_file_atomically(Path(args.out), record.csr_pem.encode(), mode=0o644)
+        data = {**_issuer_json(record), "csr": record.csr_pem}
+        where = f"CSR written to {args.out}" if args.out else record.csr_pem.rstrip()
+        return self._out(f"issuer {record.id} pending\n{where}", data)
+
+    async def ca_import(self, args: Any) -> Any:
+        texts = {name: _read_text(getattr(args, name)) for name in ("cert", "root", "chain")}
+        async with self._provisioner() as prov:
+            record = await prov.import_issuer_certificate(
+                args.tenant,
+                args.issuer,
+                certificate_pem=texts["cert"],
+                root_pem=texts["root"],
+                chain_pem=texts["chain"],
+                replaces=args.replaces,
+            )
+        data = _issuer_json(record)
+        return self._out(f"issuer {record.id} active: {data['subject']}", data)
+
+    async def ca_add_chain(self, slug: str, issuer_id: str, chain_path: str) -> Any:
+        chain = _read_text(chain_path)
+        async with self._provisioner() as prov:
+            record = await prov.add_alternate_chain(slug, issuer_id, chain)
+        data = _issuer_json(record)
+        return self._out(
+            f"issuer {record.id} offers {data['alternate_chains']} alternate chain(s)", data
+        )
+
+    def _spec(self, args: Any) -> IssuerSpec:
+        try:
+            algorithm = KeyAlgorithm(args.algorithm or self.config.ca.key_algorithm)
+        except ValueError:
+            raise OutputError(f"unknown key algorithm {args.algorithm!r}") from None
+        dedicated = getattr(args, "dedicated_root", False)
+        pattern = HierarchyPattern.DEDICATED_ROOT if dedicated else HierarchyPattern.PLATFORM_ROOT
+        return IssuerSpec(
+            algorithm,
+            pattern,
+            key_token=args.hsm_token,
+            permitted_dns_names=tuple(getattr(args, "permit_dns", ())),
+            permitted_ip_networks=tuple(getattr(args, "permit_ip", ())),
+        )
+
     def _ensure_master_key(self) -> bool:
         if self.config.keystore.master_key_env:
             return False
@@ -121,12 +233,11 @@ class Operations:
         MasterKey.generate().write_master_key_file(path)
         return True
 
-    async def tenant_create(
-        self, slug: str, name: str, eab_required: bool, hsm_token: str | None = None
-    ) -> Any:
+    async def tenant_create(self, args: Any) -> Any:
+        slug = args.slug
         async with self._provisioner() as prov:
             tenant = await prov.create_tenant(
-                slug, name, eab_required=eab_required, key_token=hsm_token
+                slug, args.name or slug, eab_required=not args.no_eab, spec=self._spec(args)
             )
         data = _tenant_json(tenant, self.config.server.base_url)
         return self._out(f"tenant {slug} created\ndirectory: {data['directory']}", data)

@@ -82,6 +82,7 @@ class EventType(StrEnum):
     FAILED = "certificate.failed"
     REVOKED = "certificate.revoked"
     ISSUER_CREATED = "issuer.created"
+    ISSUER_RETIRED = "issuer.retired"
 
 
 # Which challenge types can prove control of which identifiers (RFC 8555 §8, RFC 8737, RFC 8738).
@@ -239,11 +240,33 @@ class EabKey:
     bound_at: datetime | None
 
 
+class IssuerStatus(StrEnum):
+    PENDING = "pending"  # a customer-owned CA whose signed certificate is not imported yet
+    ACTIVE = "active"  # signs new certificates
+    RETIRED = "retired"  # replaced by a rotation: still signs CRLs and OCSP responses
+    ROOT = "root"  # a tenant's own root: signs the tenant's intermediates, never leaves
+
+
+class HierarchyPattern(StrEnum):
+    PLATFORM_ROOT = "platform-root"  # the platform root signs the tenant intermediate
+    DEDICATED_ROOT = "dedicated-root"  # a tenant root of its own signs it
+    CUSTOMER_ROOT = "customer-root"  # the tenant's own CA signs our CSR
+
+
 @dataclass(frozen=True)
 class IssuerRecord:
+    """A tenant CA: its certificate (empty while pending), chain above it and key ref."""
+
     id: str
     name: str
     certificate_pem: str
     chain_pem: str
     key_ref: str
     status: str
+    pattern: str = HierarchyPattern.PLATFORM_ROOT.value
+    root_pem: str = ""
+    csr_pem: str | None = None
+    created_at: datetime | None = None
+    retired_at: datetime | None = None
+    # Chains above the issuer certificate other than ``chain_pem`` (PEM each), RFC 8555 §7.4.2.
+    alternate_chains: tuple[str, ...] = ()

@@ -215,7 +215,7 @@ class IssuanceService:
 
         A reservation left by an earlier, crashed attempt was never released: it is abandoned.
         """
-        record = await self._issuers.active(tx)
+        record = await self._issuers.for_key(tx, subject[0])
         await tx.certificates.abandon_reserved(order.id)
         serial = new_serial()
         cert_id = await tx.certificates.reserve(

@@ -6,9 +6,10 @@ Only the local CA exists so far; an upstream ACME proxy registers here the same 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 
 from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from certplane.ca.api import IssuerBackend
 from certplane.ca.keys.api import KeyStore, SigningKey, ref_scheme, tenant_binding
@@ -42,12 +43,12 @@ class IssuerRegistry:
         self._profiles = dict(profiles or DEFAULT_PROFILES)
         self._cache: dict[tuple[str, str, str], IssuerBackend] = {}
 
-    async def active(self, tx: TenantTx) -> IssuerRecord:
-        """The tenant's active issuer record (which key and certificate sign its leaves)."""
-        record = await tx.issuers.active()
-        if record is None:
+    async def for_key(self, tx: TenantTx, public_key: object) -> IssuerRecord:
+        """The active issuer that signs a certificate for ``public_key`` (the CSR's key)."""
+        active = await tx.issuers.active()
+        if not active:
             raise AcmeProblem(ProblemType.SERVER_INTERNAL, "tenant has no active issuer")
-        return record
+        return choose_issuer(active, public_key)
 
     async def backend(self, scope: TenantScope, record: IssuerRecord) -> IssuerBackend:
         """The backend of ``record`` for ``scope``, built once per (tenant, issuer, key ref).
@@ -87,3 +88,21 @@ class IssuerRegistry:
             ocsp_url=self._ocsp_url(scope, record.id) if self._ocsp_url else None,
             tenant_id=scope.tenant_id,
         )
+
+
+def key_family(public_key: object) -> str:
+    if isinstance(public_key, ec.EllipticCurvePublicKey):
+        return "ec"
+    return "rsa" if isinstance(public_key, rsa.RSAPublicKey) else "other"
+
+
+def choose_issuer(active: Sequence[IssuerRecord], public_key: object) -> IssuerRecord:
+    """Of the active issuers (newest first), the newest whose key is of the CSR key's family
+    (an RSA subscriber key gets the RSA intermediate when the tenant has one), else the newest.
+    """
+    family = key_family(public_key)
+    for record in active:
+        issuer_key = x509.load_pem_x509_certificate(record.certificate_pem.encode()).public_key()
+        if key_family(issuer_key) == family:
+            return record
+    return active[0]

@@ -7,31 +7,52 @@ The platform root only signs intermediates: each tenant's issuing CA, and the pl
 from __future__ import annotations
 
 import base64
+import contextlib
+import dataclasses
 import ipaddress
 import re
 import secrets
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from certplane.ca.hierarchy import create_intermediate, create_root, create_tls_server_certificate
+from certplane.ca.hierarchy import (
+    check_alternate_chain,
+    check_imported_ca,
+    create_ca_csr,
+    create_intermediate,
+    create_root,
+    create_tls_server_certificate,
+)
 from certplane.ca.keys.api import (
     KeyAlgorithm,
     KeyStore,
     SigningKey,
+    key_algorithm,
     platform_binding,
+    ref_scheme,
     tenant_binding,
 )
 from certplane.ca.keys.envelope import MasterKey, seal
+from certplane.ca.keys.pkcs11_uri import parse_pkcs11_uri
 from certplane.ca.keys.software import generate_private_key
 from certplane.server.clock import Clock
 from certplane.server.config import CaConfig
-from certplane.server.model import EabKey, EventType, Tenant, TenantStatus
+from certplane.server.model import (
+    EabKey,
+    EventType,
+    HierarchyPattern,
+    IssuerRecord,
+    IssuerStatus,
+    Tenant,
+    TenantStatus,
+)
 from certplane.server.ra.accounts import eab_context
 from certplane.server.storage.scope import TenantScope, new_id
-from certplane.server.storage.uow import UnitOfWork
+from certplane.server.storage.uow import TenantTx, UnitOfWork
 
 ROOT = "root"
 SERVICES = "services"
@@ -124,14 +145,19 @@ class Provisioner:
         *,
         eab_required: bool = True,
         key_token: str | None = None,
+        spec: IssuerSpec | None = None,
     ) -> Tenant:
-        """A tenant with its own intermediate CA under the platform root, in one transaction.
+        """A tenant with its own issuing CA, in one transaction.
 
-        The intermediate's key is generated in the keystore for new keys: with PKCS#11, in the
-        shared token (a per-tenant key object) or in ``key_token``, a token dedicated to it.
+        By default the platform root signs the tenant's intermediate; ``spec`` can ask for a
+        dedicated tenant root, another key algorithm or name constraints. Keys are generated in
+        the keystore for new keys: with PKCS#11, in the shared token (a per-tenant key object)
+        or in ``key_token``, a token dedicated to the tenant.
         """
         check_slug(slug)
-        root, root_key = await self._platform_signer(ROOT)
+        spec = spec or IssuerSpec(KeyAlgorithm(self._ca.key_algorithm))
+        if key_token is not None:
+            spec = dataclasses.replace(spec, key_token=key_token)
         async with self._uow.provisioning() as ptx:
             if await ptx.platform.tenant_by_slug(slug) is not None:
                 raise ProvisioningError(f"tenant {slug!r} already exists")
@@ -139,31 +165,7 @@ class Provisioner:
             tenant = await ptx.platform.create_tenant(
                 slug, display_name, eab_required=eab_required, now=now
             )
-            scope = TenantScope(tenant.id, tenant.slug)
-            stored = self._keystore.generate(
-                KeyAlgorithm(self._ca.key_algorithm),
-                binding=tenant_binding(tenant.id),
-                placement=key_token,
-            )
-            intermediate = create_intermediate(
-                root,
-                root_key,
-                stored.public_key,
-                f"{display_name} Issuing CA",
-                self._ca.organization,
-                timedelta(days=self._ca.intermediate_validity_days),
-                now=now,
-            )
-            tx = ptx.tenant(scope)
-            issuer_id = new_id()
-            await tx.issuers.create(
-                issuer_id=issuer_id,
-                name=f"{slug}-{self._ca.key_algorithm}",
-                certificate_pem=_pem(intermediate),
-                chain_pem="",
-                key_ref=stored.ref,
-                now=now,
-            )
+            tx = ptx.tenant(TenantScope(tenant.id, tenant.slug))
             await tx.events.append(
                 EventType.TENANT_CREATED,
                 object_type="tenant",
@@ -172,15 +174,241 @@ class Provisioner:
                 now=now,
                 slug=slug,
             )
-            await tx.events.append(
-                EventType.ISSUER_CREATED,
-                object_type="issuer",
-                object_id=issuer_id,
-                actor="operator",
-                now=now,
-                subject=intermediate.subject.rfc4514_string(),
-            )
+            await self._new_issuer(tx, tenant, spec)
         return tenant
+
+    async def _new_issuer(self, tx: TenantTx, tenant: Tenant, spec: IssuerSpec) -> IssuerRecord:
+        """Generate the key and certify it per ``spec.pattern``; the new issuer is active."""
+        binding = tenant_binding(tenant.id)
+        now = self._clock.now()
+        stored = self._keystore.generate(spec.algorithm, binding=binding, placement=spec.key_token)
+        signer, signer_key, root_pem = await self._intermediate_signer(tx, tenant, spec)
+        intermediate = create_intermediate(
+            signer,
+            signer_key,
+            stored.public_key,
+            f"{tenant.display_name} Issuing CA {spec.algorithm.value} {now:%Y%m%d}",
+            self._ca.organization,
+            timedelta(days=self._ca.intermediate_validity_days),
+            permitted_dns_names=spec.permitted_dns_names,
+            permitted_ip_networks=[ipaddress.ip_network(n) for n in spec.permitted_ip_networks],
+            now=now,
+        )
+        return await self._record_issuer(
+            tx,
+            name=f"{tenant.slug}-{spec.algorithm.value}-{now:%Y%m%d%H%M%S}",
+            certificate=intermediate,
+            key_ref=stored.ref,
+            pattern=spec.pattern,
+            root_pem=root_pem,
+        )
+
+    async def _intermediate_signer(
+        self, tx: TenantTx, tenant: Tenant, spec: IssuerSpec
+    ) -> tuple[x509.Certificate, SigningKey, str]:
+        """Who signs a new intermediate: the platform root or the tenant's own root (made on
+        first use, in the tenant's keystore place). Also the root PEM to record ("" = platform)."""
+        if spec.pattern is HierarchyPattern.PLATFORM_ROOT:
+            root, root_key = await self._platform_signer(ROOT)
+            return root, root_key, ""
+        if spec.pattern is not HierarchyPattern.DEDICATED_ROOT:
+            raise ProvisioningError("a customer-owned CA is created with export-csr and import")
+        binding = tenant_binding(tenant.id)
+        existing = [r for r in await tx.issuers.list() if r.status == IssuerStatus.ROOT.value]
+        if existing:
+            record = existing[-1]
+            key = self._keystore.load(record.key_ref, binding=binding)
+            return _cert(record.certificate_pem), key, record.certificate_pem
+        stored = self._keystore.generate(
+            KeyAlgorithm.EC_P384, binding=binding, placement=spec.key_token
+        )
+        key = self._keystore.load(stored.ref, binding=binding)
+        root = create_root(
+            key,
+            f"{tenant.display_name} Root CA",
+            self._ca.organization,
+            timedelta(days=self._ca.root_validity_days),
+            now=self._clock.now(),
+        )
+        await self._record_issuer(
+            tx,
+            name=f"{tenant.slug}-root",
+            certificate=root,
+            key_ref=stored.ref,
+            pattern=HierarchyPattern.DEDICATED_ROOT,
+            status=IssuerStatus.ROOT,
+        )
+        return root, key, _pem(root)
+
+    async def _record_issuer(
+        self,
+        tx: TenantTx,
+        *,
+        name: str,
+        certificate: x509.Certificate | None,
+        key_ref: str,
+        pattern: HierarchyPattern,
+        root_pem: str = "",
+        status: IssuerStatus = IssuerStatus.ACTIVE,
+        csr_pem: str | None = None,
+    ) -> IssuerRecord:
+        issuer_id = new_id()
+        now = self._clock.now()
+        await tx.issuers.create(
+            issuer_id=issuer_id,
+            name=name,
+            certificate_pem=_pem(certificate) if certificate is not None else "",
+            chain_pem="",
+            key_ref=key_ref,
+            now=now,
+            status=status,
+            pattern=pattern,
+            root_pem=root_pem,
+            csr_pem=csr_pem,
+        )
+        subject = certificate.subject.rfc4514_string() if certificate is not None else ""
+        await tx.events.append(
+            EventType.ISSUER_CREATED,
+            object_type="issuer",
+            object_id=issuer_id,
+            actor="operator",
+            now=now,
+            subject=subject,
+            status=status.value,
+            pattern=pattern.value,
+        )
+        record = await tx.issuers.get(issuer_id)
+        assert record is not None
+        return record
+
+    # -- tenant CAs: list, create, rotate, customer-owned CSR and import ----------------------
+
+    async def issuers(self, slug: str) -> list[IssuerRecord]:
+        async with self._tenant_tx(slug, write=False) as (_tenant, tx):
+            return await tx.issuers.list()
+
+    async def create_issuer(self, slug: str, spec: IssuerSpec) -> IssuerRecord:
+        """Another active issuer for the tenant (for example an RSA one beside the ECDSA one)."""
+        async with self._tenant_tx(slug) as (tenant, tx):
+            return await self._new_issuer(tx, tenant, spec)
+
+    async def rotate_issuer(self, slug: str, issuer_id: str) -> IssuerRecord:
+        """A new key and intermediate take over from ``issuer_id``, which is retired: it signs
+        no new certificates but keeps signing its CRL and OCSP responses."""
+        async with self._tenant_tx(slug) as (tenant, tx):
+            old = await tx.issuers.get(issuer_id)
+            if old is None or old.status != IssuerStatus.ACTIVE.value:
+                raise ProvisioningError(f"issuer {issuer_id} is not an active issuer of {slug}")
+            if old.pattern == HierarchyPattern.CUSTOMER_ROOT.value:
+                raise ProvisioningError(
+                    "a customer-owned CA rotates by export-csr, then import --replaces"
+                )
+            algorithm = key_algorithm(_cert(old.certificate_pem).public_key())  # type: ignore[arg-type]
+            spec = IssuerSpec(
+                algorithm,
+                HierarchyPattern(old.pattern),
+                key_token=_token_of(old.key_ref),
+                **_constraints_of(_cert(old.certificate_pem)),
+            )
+            new = await self._new_issuer(tx, tenant, spec)
+            await self._retire(tx, old.id, replaced_by=new.id)
+            return new
+
+    async def export_issuer_csr(self, slug: str, spec: IssuerSpec) -> IssuerRecord:
+        """A customer-owned CA: the key is generated here (in the HSM with PKCS#11) and only a
+        CSR leaves; the issuer stays pending until `import_issuer_certificate`."""
+        tenant = await self.tenant(slug)
+        binding = tenant_binding(tenant.id)
+        stored = self._keystore.generate(spec.algorithm, binding=binding, placement=spec.key_token)
+        key = self._keystore.load(stored.ref, binding=binding)
+        csr = create_ca_csr(key, f"{tenant.display_name} Issuing CA", self._ca.organization)
+        async with self._uow.begin(TenantScope(tenant.id, tenant.slug)) as tx:
+            return await self._record_issuer(
+                tx,
+                name=f"{tenant.slug}-customer-{spec.algorithm.value}",
+                certificate=None,
+                key_ref=stored.ref,
+                pattern=HierarchyPattern.CUSTOMER_ROOT,
+                status=IssuerStatus.PENDING,
+                csr_pem=csr.public_bytes(serialization.Encoding.PEM).decode("ascii"),
+            )
+
+    async def import_issuer_certificate(
+        self,
+        slug: str,
+        issuer_id: str,
+        *,
+        certificate_pem: str,
+        root_pem: str,
+        chain_pem: str = "",
+        replaces: str | None = None,
+    ) -> IssuerRecord:
+        """Activate a pending customer-owned CA with the certificate the tenant's CA signed,
+        after checking it certifies our key, is a CA, and chains to the uploaded root."""
+        async with self._tenant_tx(slug) as (tenant, tx):
+            pending = await tx.issuers.get(issuer_id)
+            if pending is None or pending.status != IssuerStatus.PENDING.value:
+                raise ProvisioningError(f"issuer {issuer_id} of {slug} is not waiting for import")
+            key = self._keystore.load(pending.key_ref, binding=tenant_binding(tenant.id))
+            try:
+                certificate, chain, root = check_imported_ca(
+                    certificate_pem, chain_pem, root_pem, key.public_key(), self._clock.now()
+                )
+            except ValueError as exc:
+                raise ProvisioningError(f"certificate refused: {exc}") from None
+            await tx.issuers.activate(
+                issuer_id,
+                certificate_pem=_pem(certificate),
+                chain_pem="".join(_pem(c) for c in chain),
+                root_pem=_pem(root),
+            )
+            if replaces is not None:
+                await self._retire(tx, replaces, replaced_by=issuer_id)
+            record = await tx.issuers.get(issuer_id)
+            assert record is not None
+            return record
+
+    async def add_alternate_chain(self, slug: str, issuer_id: str, chain_pem: str) -> IssuerRecord:
+        """Offer another chain above an issuer (RFC 8555 §7.4.2 rel="alternate"), for example
+        with its issuer cross-signed by another root, after checking it links up."""
+        async with self._tenant_tx(slug) as (_tenant, tx):
+            record = await tx.issuers.get(issuer_id)
+            if record is None or not record.certificate_pem:
+                raise ProvisioningError(f"issuer {issuer_id} of {slug} has no certificate")
+            try:
+                chain = check_alternate_chain(
+                    _cert(record.certificate_pem), chain_pem, self._clock.now()
+                )
+            except ValueError as exc:
+                raise ProvisioningError(f"chain refused: {exc}") from None
+            pem = "".join(_pem(c) for c in chain)
+            if pem in record.alternate_chains or pem == record.chain_pem:
+                raise ProvisioningError("this chain is already offered")
+            await tx.issuers.set_alternate_chains(issuer_id, [*record.alternate_chains, pem])
+            updated = await tx.issuers.get(issuer_id)
+            assert updated is not None
+            return updated
+
+    async def _retire(self, tx: TenantTx, issuer_id: str, *, replaced_by: str) -> None:
+        if not await tx.issuers.retire(issuer_id, self._clock.now()):
+            raise ProvisioningError(f"issuer {issuer_id} is not active")
+        await tx.events.append(
+            EventType.ISSUER_RETIRED,
+            object_type="issuer",
+            object_id=issuer_id,
+            actor="operator",
+            now=self._clock.now(),
+            replaced_by=replaced_by,
+        )
+
+    @contextlib.asynccontextmanager
+    async def _tenant_tx(
+        self, slug: str, *, write: bool = True
+    ) -> AsyncIterator[tuple[Tenant, TenantTx]]:
+        """The tenant named ``slug`` and a unit of work scoped to it."""
+        tenant = await self.tenant(slug)
+        async with self._uow.begin(TenantScope(tenant.id, tenant.slug), write=write) as tx:
+            yield tenant, tx
 
     async def tenant(self, slug: str) -> Tenant:
         async with self._uow.platform(write=False) as platform:
@@ -227,13 +455,11 @@ class Provisioner:
         return NewEab(kid, _b64(hmac_key))
 
     async def list_eab(self, slug: str) -> list[EabKey]:
-        tenant = await self.tenant(slug)
-        async with self._uow.begin(TenantScope(tenant.id, tenant.slug), write=False) as tx:
+        async with self._tenant_tx(slug, write=False) as (_tenant, tx):
             return await tx.eab.list()
 
     async def revoke_eab(self, slug: str, kid: str) -> None:
-        tenant = await self.tenant(slug)
-        async with self._uow.begin(TenantScope(tenant.id, tenant.slug)) as tx:
+        async with self._tenant_tx(slug) as (_tenant, tx):
             now = self._clock.now()
             if not await tx.eab.revoke(kid, now):
                 key = await tx.eab.get(kid)
@@ -268,3 +494,42 @@ class Provisioner:
 
 def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+@dataclass(frozen=True)
+class IssuerSpec:
+    """What a new tenant issuer looks like."""
+
+    algorithm: KeyAlgorithm
+    pattern: HierarchyPattern = HierarchyPattern.PLATFORM_ROOT
+    # A PKCS#11 token dedicated to the tenant (None: the keystore's default place).
+    key_token: str | None = None
+    # RFC 5280 §4.2.1.10 name constraints on the intermediate (empty: unconstrained).
+    permitted_dns_names: tuple[str, ...] = ()
+    permitted_ip_networks: tuple[str, ...] = ()
+
+
+def _cert(pem: str) -> x509.Certificate:
+    return x509.load_pem_x509_certificate(pem.encode("ascii"))
+
+
+def _token_of(key_ref: str) -> str | None:
+    """The token of a pkcs11 ref, so a rotated key stays where the old one was."""
+    if ref_scheme(key_ref) != "pkcs11":
+        return None
+    return parse_pkcs11_uri(key_ref).token
+
+
+def _constraints_of(certificate: x509.Certificate) -> dict[str, tuple[str, ...]]:
+    """The permitted subtrees of an intermediate, to carry over to its successor."""
+    try:
+        constraints = certificate.extensions.get_extension_for_class(x509.NameConstraints).value
+    except x509.ExtensionNotFound:
+        return {}
+    permitted = constraints.permitted_subtrees or []
+    return {
+        "permitted_dns_names": tuple(n.value for n in permitted if isinstance(n, x509.DNSName)),
+        "permitted_ip_networks": tuple(
+            str(n.value) for n in permitted if isinstance(n, x509.IPAddress)
+        ),
+    }

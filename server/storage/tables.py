@@ -96,6 +96,15 @@ issuers = Table(
     Column("key_ref", Text, nullable=False),
     Column("status", String(16), nullable=False),
     _ts("created_at"),
+    # Which hierarchy the issuer belongs to: platform-root, dedicated-root or customer-root.
+    Column("pattern", String(16), nullable=False, server_default="platform-root"),
+    # The trust anchor of a dedicated or customer hierarchy (empty: the platform root).
+    Column("root_pem", Text, nullable=False, server_default=""),
+    # A customer-owned CA's request, until its signed certificate is imported.
+    Column("csr_pem", Text, nullable=True),
+    _ts("retired_at", nullable=True),
+    # Other chains above the issuer certificate (JSON list of PEM), offered as rel="alternate".
+    Column("alternate_chains", Text, nullable=False, server_default="[]"),
     ForeignKeyConstraint(["tenant_id"], ["tenants.id"]),
 )
 

@@ -66,8 +66,10 @@ class Links:
     def challenge(self, challenge_id: str) -> str:
         return self._url(f"/chall/{challenge_id}")
 
-    def certificate(self, cert_id: str) -> str:
-        return self._url(f"/cert/{cert_id}")
+    def certificate(self, cert_id: str, alternate: int = 0) -> str:
+        """The certificate's default chain, or its ``alternate``-th other chain (from 1)."""
+        suffix = f"/{alternate}" if alternate else ""
+        return self._url(f"/cert/{cert_id}{suffix}")
 
     def path_url(self, path_qs: str) -> str:
         """The canonical URL of a request path under this server (for the JWS ``url`` check)."""

@@ -24,6 +24,7 @@ def add_routes(app: web.Application) -> None:
     r.add_post(f"{T}/authz/{{authz_id}}", authz.authorization)
     r.add_post(f"{T}/chall/{{challenge_id}}", authz.challenge)
     r.add_post(f"{T}/cert/{{cert_id}}", certificate.certificate)
+    r.add_post(f"{T}/cert/{{cert_id}}/{{alternate:[1-9][0-9]{{0,2}}}}", certificate.certificate)
     r.add_post(f"{T}/revoke-cert", certificate.revoke_cert)
     r.add_get("/crl/{tenant}/{issuer_id}.crl", crl.crl)
     r.add_post("/ocsp/{tenant}/{issuer_id}", ocsp.ocsp_post)

@@ -106,8 +106,7 @@ class Deployment:
 
         async def read() -> str:
             async with self._tenant_tx(slug) as tx:
-                issuer = await tx.issuers.active()
-            assert issuer is not None
+                (issuer,) = await tx.issuers.active()
             return issuer.certificate_pem
 
         return x509.load_pem_x509_certificate(self.server.call(read).encode())

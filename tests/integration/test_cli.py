@@ -117,3 +117,57 @@ def test_bad_configuration_names_the_key(tmp_path):
     )
     assert result.returncode == 1
     assert "server.listen_port: expected int" in result.stderr
+
+
+def test_tenant_cas_from_the_command_line(sqlite_cli, tmp_path):
+    """ca create / list / rotate / export-csr / import, as an operator scripts them."""
+    from datetime import timedelta
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    from certplane.ca.hierarchy import create_intermediate, create_root
+
+    cli = sqlite_cli
+    cli("db", "upgrade")
+    cli("ca", "init")
+    cli("tenant", "create", "shop", "--permit-dns", "shop.example", "--dedicated-root")
+    rsa = json.loads(cli("--json", "ca", "create", "shop", "--algorithm", "rsa-2048").stdout)
+    assert rsa["status"] == "active" and rsa["algorithm"] == "rsa-2048"
+    listed = json.loads(cli("--json", "ca", "list", "shop").stdout)
+    assert sorted(r["status"] for r in listed) == ["active", "active", "root"]
+    assert {r["pattern"] for r in listed} == {"dedicated-root", "platform-root"}
+    rotated = json.loads(cli("--json", "ca", "rotate", "shop", rsa["id"]).stdout)
+    assert rotated["replaces"] == rsa["id"] and rotated["algorithm"] == "rsa-2048"
+    assert rsa["id"] in cli("ca", "list", "shop").stdout  # still listed, now retired
+
+    csr_path = tmp_path / "shop.csr"
+    pending = json.loads(cli("--json", "ca", "export-csr", "shop", "--out", str(csr_path)).stdout)
+    assert pending["status"] == "pending"
+    csr = x509.load_pem_x509_csr(csr_path.read_bytes())
+    root_key = ec.generate_private_key(ec.SECP384R1())
+    root = create_root(root_key, "Shop Root", "Shop", timedelta(days=365))
+    signed = create_intermediate(root, root_key, csr.public_key(), "Shop CA", "Shop",
+                                 timedelta(days=90))  # fmt: skip
+    (tmp_path / "root.pem").write_bytes(root.public_bytes(Encoding.PEM))
+    (tmp_path / "int.pem").write_bytes(signed.public_bytes(Encoding.PEM))
+    wrong = cli("ca", "import", "shop", pending["id"], "--cert", str(tmp_path / "root.pem"),
+                "--root", str(tmp_path / "root.pem"), check=False)  # fmt: skip
+    assert wrong.returncode == 1 and "certificate refused" in wrong.stderr
+    imported = json.loads(
+        cli(
+            "--json",
+            "ca",
+            "import",
+            "shop",
+            pending["id"],
+            "--cert",
+            str(tmp_path / "int.pem"),
+            "--root",
+            str(tmp_path / "root.pem"),
+        ).stdout
+    )
+    assert imported["status"] == "active" and imported["pattern"] == "customer-root"
+    unknown = cli("ca", "create", "shop", "--algorithm", "dsa-1024", check=False)
+    assert unknown.returncode == 1 and "unknown key algorithm" in unknown.stderr

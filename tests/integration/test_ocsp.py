@@ -118,12 +118,12 @@ def test_serial_of_another_tenant_is_unauthorized(flow):
 
 def test_unknown_issuer_id_is_unauthorized(flow):
     _, leaf, issuer = issued(flow, "open", "issuer.ocsp.localhost")
-    url = ocsp_url(leaf).rsplit("/", 1)[0] + "/AAAAAAAAAAAAAAAAAAAAAA"
+    url = ocsp_url(leaf).rsplit("/", 1)[0] + "/unknown-issuer-id-0000"
     status = ocsp.load_der_ocsp_response(post(url, request_der(leaf, issuer)).content)
     assert status.response_status is ocsp.OCSPResponseStatus.UNAUTHORIZED
 
 
-@pytest.mark.parametrize("path", ["%%%", "bm90IGFuIG9jc3AgcmVxdWVzdA", "A" * 8000])
+@pytest.mark.parametrize("path", ["%%%", "bm90IGFuIG9jc3AgcmVxdWVzdA", "QkNE" * 2000])
 def test_malformed_get_is_malformed_request(flow, path):
     _, leaf, _ = issued(flow, "open", f"bad{len(path)}.ocsp.localhost")
     response = requests.get(f"{ocsp_url(leaf)}/{path}", timeout=10)

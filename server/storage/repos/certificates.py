@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from certplane.server.model import Certificate, CertificateStatus, Identifier, IssuerRecord
+from certplane.server.model import (
+    Certificate,
+    CertificateStatus,
+    HierarchyPattern,
+    Identifier,
+    IssuerRecord,
+    IssuerStatus,
+)
 from certplane.server.storage import tables as t
 from certplane.server.storage.repos.base import ScopedRepo, scoped_select, scoped_update, w
 from certplane.server.storage.repos.orders import identifiers_from_json
@@ -137,23 +145,33 @@ def _issuer(row: Mapping[str, Any]) -> IssuerRecord:
         chain_pem=row["chain_pem"],
         key_ref=row["key_ref"],
         status=row["status"],
+        pattern=row["pattern"],
+        root_pem=row["root_pem"],
+        csr_pem=row["csr_pem"],
+        created_at=row["created_at"],
+        retired_at=row["retired_at"],
+        alternate_chains=tuple(json.loads(row["alternate_chains"])),
     )
 
 
 _i = t.issuers
-_ACTIVE_ISSUER = (
-    scoped_select(_i).where(_i.c.status == "active").order_by(_i.c.created_at.desc()).limit(1)
+_ACTIVE_ISSUERS = (
+    scoped_select(_i)
+    .where(_i.c.status == IssuerStatus.ACTIVE.value)
+    .order_by(_i.c.created_at.desc())
 )
 _ISSUER_BY_ID = scoped_select(_i).where(_i.c.id == w("id"))
 _ISSUERS = scoped_select(_i).order_by(_i.c.created_at)
+_ISSUER_SET = scoped_update(_i).where(_i.c.id == w("id"))
+_ISSUER_MOVE = scoped_update(_i).where(_i.c.id == w("id"), _i.c.status == w("from"))
 
 
 class IssuerRepo(ScopedRepo):
     table = t.issuers
 
-    async def active(self) -> IssuerRecord | None:
-        row = await self._one(_ACTIVE_ISSUER)
-        return None if row is None else _issuer(row)
+    async def active(self) -> list[IssuerRecord]:
+        """Every issuer that signs new certificates, newest first."""
+        return [_issuer(r) for r in await self._all(_ACTIVE_ISSUERS)]
 
     async def get(self, issuer_id: str) -> IssuerRecord | None:
         row = await self._one(_ISSUER_BY_ID, w_id=issuer_id)
@@ -171,6 +189,10 @@ class IssuerRepo(ScopedRepo):
         chain_pem: str,
         key_ref: str,
         now: datetime,
+        status: IssuerStatus = IssuerStatus.ACTIVE,
+        pattern: HierarchyPattern = HierarchyPattern.PLATFORM_ROOT,
+        root_pem: str = "",
+        csr_pem: str | None = None,
     ) -> None:
         await self._insert(
             id=issuer_id,
@@ -178,9 +200,41 @@ class IssuerRepo(ScopedRepo):
             certificate_pem=certificate_pem,
             chain_pem=chain_pem,
             key_ref=key_ref,
-            status="active",
+            status=status.value,
             created_at=now,
+            pattern=pattern.value,
+            root_pem=root_pem,
+            csr_pem=csr_pem,
         )
+
+    async def activate(
+        self, issuer_id: str, *, certificate_pem: str, chain_pem: str, root_pem: str
+    ) -> bool:
+        """A pending issuer gets its imported certificate and starts signing."""
+        count = await self._write(
+            _ISSUER_MOVE,
+            w_id=issuer_id,
+            w_from=IssuerStatus.PENDING.value,
+            certificate_pem=certificate_pem,
+            chain_pem=chain_pem,
+            root_pem=root_pem,
+            status=IssuerStatus.ACTIVE.value,
+        )
+        return count == 1
+
+    async def set_alternate_chains(self, issuer_id: str, chains: Sequence[str]) -> None:
+        await self._write(_ISSUER_SET, w_id=issuer_id, alternate_chains=json.dumps(list(chains)))
+
+    async def retire(self, issuer_id: str, now: datetime) -> bool:
+        """An active issuer stops signing certificates (it keeps signing CRLs and OCSP)."""
+        count = await self._write(
+            _ISSUER_MOVE,
+            w_id=issuer_id,
+            w_from=IssuerStatus.ACTIVE.value,
+            status=IssuerStatus.RETIRED.value,
+            retired_at=now,
+        )
+        return count == 1
 
 
 _j = t.jobs

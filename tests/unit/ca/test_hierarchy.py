@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -9,6 +10,7 @@ from typing import Any
 
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
@@ -208,16 +210,43 @@ def test_openssl_enforces_name_constraints(
         permitted_dns_names=["example.com"],
         permitted_ip_networks=[ipaddress.ip_network("10.0.0.0/8")],
     )
-    leaf = create_tls_server_certificate(
-        intermediate,
-        int_key,
-        ec.generate_private_key(ec.SECP256R1()).public_key(),
-        dns_names,
-        [ipaddress.ip_address(ip) for ip in ips],
-        timedelta(days=7),
-    )
+    addresses = [ipaddress.ip_address(ip) for ip in ips]
+    leaf_key = ec.generate_private_key(ec.SECP256R1()).public_key()
+    # The relying party enforces the constraints on any leaf, even one signed around our CA...
+    leaf = _leaf_signed_around_the_ca(intermediate, int_key, leaf_key, dns_names, addresses)
     result = openssl_verify(root, [intermediate], leaf)
     assert (result.returncode == 0) is accepted, result.stdout + result.stderr
+    # ...and our CA refuses to sign what the relying party would reject.
+    sign = functools.partial(
+        create_tls_server_certificate, intermediate, int_key, leaf_key, dns_names, addresses
+    )
+    if accepted:
+        sign(timedelta(days=7))
+    else:
+        with pytest.raises(IssuanceRefused, match="name constraints"):
+            sign(timedelta(days=7))
+
+
+def _leaf_signed_around_the_ca(
+    issuer: x509.Certificate,
+    issuer_key: ec.EllipticCurvePrivateKey,
+    public_key: ec.EllipticCurvePublicKey,
+    dns_names: list[str],
+    addresses: list[ipaddress.IPv4Address | ipaddress.IPv6Address],
+) -> x509.Certificate:
+    now = datetime.now(UTC)
+    names = [x509.DNSName(n) for n in dns_names] + [x509.IPAddress(a) for a in addresses]
+    return (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([]))
+        .issuer_name(issuer.subject)
+        .public_key(public_key)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=1))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName(names), critical=True)
+        .sign(issuer_key, hashes.SHA256())
+    )
 
 
 def test_tls_server_certificate(
@@ -284,8 +313,6 @@ def test_dns_only_constraints_forbid_every_ip_address(
     )
     leaf_key = ec.generate_private_key(ec.SECP256R1()).public_key()
     for ips, accepted in (([], True), ([ipaddress.ip_address("2001:db8::1")], False)):
-        leaf = create_tls_server_certificate(
-            intermediate, int_key, leaf_key, ["a.example.com"], ips, timedelta(days=7)
-        )
+        leaf = _leaf_signed_around_the_ca(intermediate, int_key, leaf_key, ["a.example.com"], ips)
         result = openssl_verify(root, [intermediate], leaf)
         assert (result.returncode == 0) is accepted, result.stdout + result.stderr

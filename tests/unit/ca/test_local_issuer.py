@@ -14,11 +14,13 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa, x25519
 from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, NameOID
 
 from certplane.ca.api import CAError, IssuanceRefused, IssuanceRequest, Issued
-from certplane.ca.keys.api import tenant_binding
+from certplane.ca.hierarchy import create_intermediate
+from certplane.ca.keys.api import KeyAlgorithm, tenant_binding
+from certplane.ca.keys.software import generate_private_key
 from certplane.ca.local import LocalIssuer
 from certplane.ca.profiles import DEFAULT_PROFILES, Profile
 
-from .conftest import keystore_intermediate, sibling_intermediate
+from .conftest import Hierarchy, keystore_intermediate, sibling_intermediate
 
 CRL_URL = "http://crl.certplane.test/int.crl"
 CA_ISSUERS_URL = "http://certs.certplane.test/int.der"
@@ -365,3 +367,81 @@ def _spki(key: Any) -> bytes:
     return key.public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     )
+
+
+# --- name constraints (RFC 5280 §4.2.1.10) ---
+
+
+@pytest.fixture(scope="module")
+def constrained(ec_hierarchy: Any) -> Any:
+    """An intermediate limited to example.com and 192.0.2.0/24."""
+    key = generate_private_key(KeyAlgorithm.EC_P256)
+    cert = create_intermediate(
+        ec_hierarchy.root,
+        ec_hierarchy.root_key,
+        key.public_key(),
+        "Constrained CA",
+        "certplane",
+        timedelta(days=365),
+        permitted_dns_names=["example.com"],
+        permitted_ip_networks=[ipaddress.ip_network("192.0.2.0/24")],
+    )
+    return Hierarchy(ec_hierarchy.root, ec_hierarchy.root_key, cert, key)
+
+
+async def test_constrained_issuer_signs_inside_its_subtrees(
+    constrained: Any, make_request: MakeRequest, openssl_verify: Callable[..., Any]
+) -> None:
+    issuer = LocalIssuer(constrained.intermediate, [constrained.intermediate],
+                         constrained.intermediate_key, DEFAULT_PROFILES)  # fmt: skip
+    req = make_request(
+        dns_names=("example.com", "www.example.com", "*.api.example.com"),
+        ip_addresses=(ipaddress.ip_address("192.0.2.10"),),
+    )
+    issued = await issuer.issue(req)
+    result = openssl_verify(constrained.root, [constrained.intermediate], issued.certificate_pem)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    ("dns", "ips"),
+    [
+        (("www.example.org",), ()),
+        (("badexample.com",), ()),
+        (("www.example.com",), ("198.51.100.1",)),
+        (("www.example.com",), ("2001:db8::1",)),
+    ],
+)
+async def test_constrained_issuer_refuses_names_outside(
+    constrained: Any, make_request: MakeRequest, dns: tuple[str, ...], ips: tuple[str, ...]
+) -> None:
+    """Even a misused constrained intermediate signs nothing a relying party would reject."""
+    issuer = LocalIssuer(constrained.intermediate, [constrained.intermediate],
+                         constrained.intermediate_key, DEFAULT_PROFILES)  # fmt: skip
+    req = make_request(dns_names=dns, ip_addresses=tuple(ipaddress.ip_address(a) for a in ips))
+    with pytest.raises(IssuanceRefused, match="name constraints"):
+        await issuer.issue(req)
+
+
+def test_openssl_rejects_a_leaf_outside_the_constraints(
+    constrained: Any, openssl_verify: Callable[..., Any]
+) -> None:
+    """The constraint binds relying parties too: a leaf signed around the check fails."""
+    leaf_key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.now(UTC)
+    leaf = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "www.example.org")]))
+        .issuer_name(constrained.intermediate.subject)
+        .public_key(leaf_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=1))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.DNSName("www.example.org")]), critical=False
+        )
+        .sign(constrained.intermediate_key, hashes.SHA256())
+    )
+    result = openssl_verify(constrained.root, [constrained.intermediate], leaf)
+    assert result.returncode != 0
+    assert "permitted subtree violation" in result.stdout + result.stderr
