@@ -37,6 +37,7 @@ __all__ = [
     "check_imported_ca",
     "create_ca_csr",
     "create_intermediate",
+    "create_ocsp_responder_certificate",
     "create_root",
     "create_tls_server_certificate",
 ]
@@ -234,6 +235,55 @@ def create_tls_server_certificate(
         profile=profile.name,
     )
     return sign_leaf(request, profile, issuer_cert, issuer_key)
+
+
+def create_ocsp_responder_certificate(
+    issuer_cert: x509.Certificate,
+    issuer_key: SigningKey,
+    subject_public_key: CertificatePublicKeyTypes,
+    validity: timedelta,
+    *,
+    now: datetime | None = None,
+) -> x509.Certificate:
+    """A delegated OCSP responder certificate (RFC 6960 §4.2.2.2): issued directly by the CA,
+    id-kp-OCSPSigning, digitalSignature only, and id-pkix-ocsp-nocheck (§4.2.2.2.1) so clients
+    do not ask about the responder itself; keep it short-lived.
+
+    Raises:
+        ValueError: `issuer_key` does not match `issuer_cert`.
+        IssuanceRefused: the validity would end after the issuer's.
+    """
+    check_key_pair(issuer_cert, issuer_key)
+    start = (now or datetime.now(UTC)).replace(microsecond=0) - CA_BACKDATE
+    end = start + CA_BACKDATE + validity
+    check_within_issuer(end, issuer_cert)
+    cn = issuer_cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    issuer_name = cn[0].value if cn and isinstance(cn[0].value, str) else "certplane"
+    name = f"{issuer_name} OCSP Responder"
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, str(name)[:64])]))
+        .issuer_name(issuer_cert.subject)
+        .public_key(subject_public_key)
+        .serial_number(new_serial())
+        .not_valid_before(start)
+        .not_valid_after(end)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(_ocsp_key_usage(), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.OCSP_SIGNING]), critical=False)
+        .add_extension(x509.OCSPNoCheck(), critical=False)
+        .add_extension(subject_key_identifier(subject_public_key), critical=False)
+        .add_extension(authority_key_identifier(issuer_cert), critical=False)
+    )
+    return sign_and_verify(builder, issuer_key, issuer_cert)
+
+
+def _ocsp_key_usage() -> x509.KeyUsage:
+    return x509.KeyUsage(
+        digital_signature=True, content_commitment=False, key_encipherment=False,
+        data_encipherment=False, key_agreement=False, key_cert_sign=False, crl_sign=False,
+        encipher_only=False, decipher_only=False,
+    )  # fmt: skip
 
 
 def create_ca_csr(

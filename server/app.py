@@ -100,8 +100,12 @@ def build_services(
     )
     crl_for = functools.partial(crl_url, base)
     keystore = build_keystore(config, master)
-    ocsp_for = functools.partial(ocsp_url, base) if config.ca.ocsp_url_in_leaves else None
-    issuers = IssuerRegistry(keystore, crl_for, ocsp_url=ocsp_for)
+    issuers = IssuerRegistry(
+        keystore,
+        crl_for,
+        ocsp_url=functools.partial(ocsp_url, base),
+        ca_issuers_url=functools.partial(ca_issuers_url, base),
+    )
     authzs = AuthorizationService(deps, va)
     issuance = IssuanceService(deps, issuers)
     services = Services(
@@ -123,6 +127,10 @@ def build_services(
         nonce_rejecter=NonceRejecter(config.testing.nonce_reject_percent),
     )
     return services, Worker(db, clock, authzs, issuance)
+
+
+def ca_issuers_url(base_url: str, scope: TenantScope, issuer_id: str) -> str:
+    return f"{base_url}/ca/{scope.slug}/{issuer_id}.der"
 
 
 def ocsp_url(base_url: str, scope: TenantScope, issuer_id: str) -> str:

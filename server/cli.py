@@ -80,6 +80,12 @@ def _ca_parsers(sub: Any) -> None:
     imp.add_argument("--root", required=True, help="the customer's root certificate (PEM)")
     imp.add_argument("--chain", help="certificates between them, if any (PEM)")
     imp.add_argument("--replaces", metavar="ISSUER", help="retire this issuer once active")
+    responder = ca.add_parser("ocsp-responder", help="a delegated OCSP responder for an issuer")
+    responder.add_argument("tenant")
+    responder.add_argument("issuer")
+    group = responder.add_mutually_exclusive_group()
+    group.add_argument("--days", type=int, default=7, help="certificate lifetime (default 7)")
+    group.add_argument("--remove", action="store_true", help="sign with the issuer key again")
     alt = ca.add_parser("add-chain", help="offer another chain above an issuer (cross-sign)")
     alt.add_argument("tenant")
     alt.add_argument("issuer")
@@ -96,6 +102,11 @@ def _tenant_parsers(sub: Any) -> None:
     )
     _issuer_options(create, patterns=True, positional=False)
     tenant.add_parser("list", help="list tenants")
+    settings = tenant.add_parser("set", help="change a tenant's settings")
+    settings.add_argument("slug")
+    on_off = {"choices": ("on", "off"), "default": None}
+    settings.add_argument("--aia-ocsp", help="OCSP URL in new leaves", **on_off)
+    settings.add_argument("--aia-ca-issuers", help="caIssuers URL in new leaves", **on_off)
     for action in ("show", "suspend", "activate"):
         tenant.add_parser(action, help=f"{action} a tenant").add_argument("slug")
 
@@ -122,6 +133,10 @@ COMMANDS: dict[tuple[str, str | None], Command] = {
     ("ca", "export-csr"): lambda ops, a: ops.ca_export_csr(a),
     ("ca", "import"): lambda ops, a: ops.ca_import(a),
     ("ca", "add-chain"): lambda ops, a: ops.ca_add_chain(a.tenant, a.issuer, a.chain),
+    ("ca", "ocsp-responder"): lambda ops, a: ops.ca_ocsp_responder(
+        a.tenant, a.issuer, None if a.remove else a.days
+    ),
+    ("tenant", "set"): lambda ops, a: ops.tenant_set(a.slug, a.aia_ocsp, a.aia_ca_issuers),
     ("tenant", "create"): lambda ops, a: ops.tenant_create(a),
     ("tenant", "list"): lambda ops, a: ops.tenant_list(),
     ("tenant", "show"): lambda ops, a: ops.tenant_show(a.slug),

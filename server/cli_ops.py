@@ -45,6 +45,8 @@ def _tenant_json(tenant: Tenant, base_url: str) -> dict[str, Any]:
         "external_account_required": tenant.external_account_required,
         "directory": f"{base_url}/acme/{tenant.slug}/directory",
         "created_at": tenant.created_at.isoformat(),
+        "aia_ocsp": tenant.aia_ocsp,
+        "aia_ca_issuers": tenant.aia_ca_issuers,
     }
 
 
@@ -70,7 +72,18 @@ def _issuer_json(record: IssuerRecord) -> dict[str, Any]:
         "keystore": ref_scheme(record.key_ref),
         "retired_at": record.retired_at.isoformat() if record.retired_at else None,
         "alternate_chains": len(record.alternate_chains),
+        "ocsp_responder_until": _not_after(record.ocsp_responder_pem),
     }
+
+
+def _not_after(pem: str | None) -> str | None:
+    if pem is None:
+        return None
+    return x509.load_pem_x509_certificate(pem.encode()).not_valid_after_utc.isoformat()
+
+
+def _on(flag: bool) -> str:
+    return "on" if flag else "off"
 
 
 def _read_text(path: str | None) -> str:
@@ -207,6 +220,27 @@ class Operations:
         data = _issuer_json(record)
         return self._out(
             f"issuer {record.id} offers {data['alternate_chains']} alternate chain(s)", data
+        )
+
+    async def ca_ocsp_responder(self, slug: str, issuer_id: str, days: int | None) -> Any:
+        async with self._provisioner() as prov:
+            record = await prov.set_ocsp_responder(slug, issuer_id, validity_days=days)
+        data = _issuer_json(record)
+        state = f"until {data['ocsp_responder_until']}" if days else "removed"
+        return self._out(f"issuer {record.id}: delegated OCSP responder {state}", data)
+
+    async def tenant_set(self, slug: str, ocsp: str | None, ca_issuers: str | None) -> Any:
+        async with self._provisioner() as prov:
+            tenant = await prov.set_tenant_aia(
+                slug,
+                ocsp=None if ocsp is None else ocsp == "on",
+                ca_issuers=None if ca_issuers is None else ca_issuers == "on",
+            )
+        data = _tenant_json(tenant, self.config.server.base_url)
+        return self._out(
+            f"tenant {slug}: AIA OCSP {_on(tenant.aia_ocsp)}, "
+            f"caIssuers {_on(tenant.aia_ca_issuers)} (for new certificates)",
+            data,
         )
 
     def _spec(self, args: Any) -> IssuerSpec:

@@ -94,8 +94,6 @@ class CaConfig:
     issuance_deadline_seconds: float = 600.0
     issuance_retry_first_seconds: float = 5.0
     issuance_retry_max_seconds: float = 120.0
-    # Write the issuer's OCSP responder URL (RFC 5280 §4.2.2.1) into every leaf.
-    ocsp_url_in_leaves: bool = True
 
 
 @dataclass(frozen=True)

@@ -83,6 +83,7 @@ class EventType(StrEnum):
     REVOKED = "certificate.revoked"
     ISSUER_CREATED = "issuer.created"
     ISSUER_RETIRED = "issuer.retired"
+    TENANT_UPDATED = "tenant.updated"
 
 
 # Which challenge types can prove control of which identifiers (RFC 8555 §8, RFC 8737, RFC 8738).
@@ -144,6 +145,9 @@ class Tenant:
     status: TenantStatus
     external_account_required: bool
     created_at: datetime
+    # RFC 5280 §4.2.2.1: whether leaves carry the OCSP responder and caIssuers URLs.
+    aia_ocsp: bool = True
+    aia_ca_issuers: bool = True
 
 
 @dataclass(frozen=True)
@@ -270,3 +274,6 @@ class IssuerRecord:
     retired_at: datetime | None = None
     # Chains above the issuer certificate other than ``chain_pem`` (PEM each), RFC 8555 §7.4.2.
     alternate_chains: tuple[str, ...] = ()
+    # A delegated OCSP responder (RFC 6960 §4.2.2.2); None: the issuer key signs responses.
+    ocsp_responder_pem: str | None = None
+    ocsp_key_ref: str | None = None

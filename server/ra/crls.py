@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from certplane.ca.crl import RevokedEntry, build_crl
@@ -42,6 +43,15 @@ class CrlService:
         self._issuers = issuers
         self._crl_url = crl_url
         self._cache: dict[tuple[str, str], CrlDocument] = {}
+
+    async def issuer_certificate(self, scope: TenantScope, issuer_id: str) -> bytes:
+        """The DER certificate of one of the tenant's issuers (404 if none or pending)."""
+        async with self._deps.uow.begin(scope, write=False) as tx:
+            record = await tx.issuers.get(issuer_id)
+        if record is None or not record.certificate_pem:
+            raise not_found("issuer certificate")
+        cert = x509.load_pem_x509_certificate(record.certificate_pem.encode("ascii"))
+        return cert.public_bytes(Encoding.DER)
 
     async def crl(self, scope: TenantScope, issuer_id: str) -> CrlDocument:
         async with self._deps.uow.begin(scope, write=False) as tx:

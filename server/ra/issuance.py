@@ -193,7 +193,9 @@ class IssuanceService:
         if reserved is None:
             return None
         cert_id, request, record = reserved
-        backend = await self._issuers.backend(scope, record)
+        tenant = await self._deps.uow.tenants.by_slug(scope.slug)
+        aia = (tenant.aia_ocsp, tenant.aia_ca_issuers) if tenant else (True, True)
+        backend = await self._issuers.backend(scope, record, aia)
         result = await backend.issue(request)
         if isinstance(result, Deferred):
             await self._reschedule(scope, job_id, timedelta(seconds=result.retry_after_seconds))

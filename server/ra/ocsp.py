@@ -10,6 +10,7 @@ CRLs; token-held keys sign in a worker thread.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import OrderedDict
 from datetime import datetime, timedelta
 
@@ -29,20 +30,22 @@ from certplane.server.ra.deps import RADeps
 from certplane.server.ra.issuers import IssuerRegistry
 from certplane.server.storage.scope import TenantScope
 
+log = logging.getLogger(__name__)
+
 RESPONSE_VALIDITY = timedelta(days=1)
 REGENERATE_AFTER = timedelta(hours=1)
 CACHED_RESPONSES = 20_000
 
 _UNAUTHORIZED = unsuccessful(ocsp.OCSPResponseStatus.UNAUTHORIZED)
 
-_CacheKey = tuple[str, str, int]
+_CacheKey = tuple[str, str, int, str]  # tenant, issuer, serial, the signing key's ref
 
 
 class OcspService:
     def __init__(self, deps: RADeps, issuers: IssuerRegistry) -> None:
         self._deps = deps
         self._issuers = issuers
-        self._responders: dict[tuple[str, str, str], OcspResponder] = {}
+        self._responders: dict[tuple[str, str, str, str], OcspResponder] = {}
         self._cache: OrderedDict[_CacheKey, tuple[CertificateState, OcspResult]] = OrderedDict()
 
     async def respond(self, scope: TenantScope, issuer_id: str, request_der: bytes) -> OcspResult:
@@ -51,43 +54,66 @@ class OcspService:
             record = await tx.issuers.get(issuer_id)
             if record is None:
                 return _UNAUTHORIZED
-            responder = await self._responder(scope, record)
+            responder, signer_ref = await self._responder(scope, record)
             parsed = responder.parse(request_der)
             if isinstance(parsed, OcspResult):
                 return parsed
             cert = await tx.certificates.get_by_serial(format(parsed.serial_number, "x"))
         state = _state(cert, issuer_id)
         now = self._deps.clock.now()
-        key = (scope.tenant_id, issuer_id, parsed.serial_number)
+        key = (scope.tenant_id, issuer_id, parsed.serial_number, signer_ref)
         cacheable = _has_no_nonce(parsed)
         if cacheable:
             cached = self._cache.get(key)
             if cached and cached[0] == state and _fresh(cached[1], now):
                 self._cache.move_to_end(key)
                 return cached[1]
-        result = await self._sign(record, responder, parsed, state, now)
+        result = await self._sign(signer_ref, responder, parsed, state, now)
         if cacheable:
             self._remember(key, state, result)
         return result
 
-    async def _responder(self, scope: TenantScope, record: IssuerRecord) -> OcspResponder:
-        key = (scope.tenant_id, record.id, record.key_ref)
+    async def _responder(
+        self, scope: TenantScope, record: IssuerRecord
+    ) -> tuple[OcspResponder, str]:
+        """The issuer's delegated responder while its certificate outlives a response, else the
+        issuer itself (RFC 6960 §4.2.2.2); and the ref of the key that signs."""
+        delegated = self._usable_delegate(record)
+        signer_ref = record.ocsp_key_ref if delegated and record.ocsp_key_ref else record.key_ref
+        key = (scope.tenant_id, record.id, record.key_ref, signer_ref)
         responder = self._responders.get(key)
         if responder is None:
-            cert, signing_key = await asyncio.to_thread(self._issuers.signer, scope, record)
-            responder = OcspResponder(cert, signing_key, validity=RESPONSE_VALIDITY)
+            responder = await asyncio.to_thread(self._build, scope, record, delegated)
             self._responders[key] = responder
-        return responder
+        return responder, signer_ref
+
+    def _usable_delegate(self, record: IssuerRecord) -> x509.Certificate | None:
+        if record.ocsp_responder_pem is None or record.ocsp_key_ref is None:
+            return None
+        cert = x509.load_pem_x509_certificate(record.ocsp_responder_pem.encode("ascii"))
+        if cert.not_valid_after_utc < self._deps.clock.now() + RESPONSE_VALIDITY:
+            log.warning("OCSP responder of issuer %s expires soon: the issuer signs", record.id)
+            return None
+        return cert
+
+    def _build(
+        self, scope: TenantScope, record: IssuerRecord, delegate: x509.Certificate | None
+    ) -> OcspResponder:
+        issuer, issuer_key = self._issuers.signer(scope, record)
+        if delegate is None or record.ocsp_key_ref is None:
+            return OcspResponder(issuer, issuer_key, validity=RESPONSE_VALIDITY)
+        key = self._issuers.load_key(scope, record.ocsp_key_ref)
+        return OcspResponder(issuer, key, validity=RESPONSE_VALIDITY, responder=delegate)
 
     async def _sign(
         self,
-        record: IssuerRecord,
+        signer_ref: str,
         responder: OcspResponder,
         request: ocsp.OCSPRequest,
         state: CertificateState,
         now: datetime,
     ) -> OcspResult:
-        if ref_scheme(record.key_ref) == "soft":
+        if ref_scheme(signer_ref) == "soft":
             return responder.respond(request, state, now)
         return await asyncio.to_thread(responder.respond, request, state, now)
 

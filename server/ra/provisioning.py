@@ -15,15 +15,18 @@ import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+from certplane.ca.errors import IssuanceRefused
 from certplane.ca.hierarchy import (
     check_alternate_chain,
     check_imported_ca,
     create_ca_csr,
     create_intermediate,
+    create_ocsp_responder_certificate,
     create_root,
     create_tls_server_certificate,
 )
@@ -52,7 +55,7 @@ from certplane.server.model import (
 )
 from certplane.server.ra.accounts import eab_context
 from certplane.server.storage.scope import TenantScope, new_id
-from certplane.server.storage.uow import TenantTx, UnitOfWork
+from certplane.server.storage.uow import ProvisioningTx, TenantTx, UnitOfWork
 
 ROOT = "root"
 SERVICES = "services"
@@ -389,6 +392,65 @@ class Provisioner:
             assert updated is not None
             return updated
 
+    async def set_ocsp_responder(
+        self, slug: str, issuer_id: str, *, validity_days: int | None
+    ) -> IssuerRecord:
+        """Give an issuer a delegated OCSP responder (RFC 6960 §4.2.2.2), a fresh key beside the
+        issuer's key and a short-lived certificate it signs; None removes it (the issuer key
+        signs responses again). Run again before it expires to renew."""
+        async with self._tenant_tx(slug) as (tenant, tx):
+            record = await tx.issuers.get(issuer_id)
+            if record is None or not record.certificate_pem:
+                raise ProvisioningError(f"issuer {issuer_id} of {slug} has no certificate")
+            if validity_days is None:
+                await tx.issuers.set_ocsp_responder(issuer_id, certificate_pem=None, key_ref=None)
+            else:
+                cert_pem, key_ref = self._new_ocsp_responder(tenant, record, validity_days)
+                await tx.issuers.set_ocsp_responder(
+                    issuer_id, certificate_pem=cert_pem, key_ref=key_ref
+                )
+            updated = await tx.issuers.get(issuer_id)
+            assert updated is not None
+            return updated
+
+    def _new_ocsp_responder(
+        self, tenant: Tenant, record: IssuerRecord, validity_days: int
+    ) -> tuple[str, str]:
+        if not 1 <= validity_days <= 90:
+            raise ProvisioningError("an OCSP responder certificate lives 1 to 90 days")
+        binding = tenant_binding(tenant.id)
+        issuer = _cert(record.certificate_pem)
+        issuer_key = self._keystore.load(record.key_ref, binding=binding)
+        stored = self._keystore.generate(
+            KeyAlgorithm.EC_P256, binding=binding, placement=_token_of(record.key_ref)
+        )
+        try:
+            cert = create_ocsp_responder_certificate(
+                issuer, issuer_key, stored.public_key, timedelta(days=validity_days),
+                now=self._clock.now(),
+            )  # fmt: skip
+        except IssuanceRefused as exc:
+            raise ProvisioningError(f"OCSP responder refused: {exc.detail}") from None
+        return _pem(cert), stored.ref
+
+    async def set_tenant_aia(
+        self, slug: str, *, ocsp: bool | None = None, ca_issuers: bool | None = None
+    ) -> Tenant:
+        """What the tenant's new leaves carry in AIA (RFC 5280 §4.2.2.1)."""
+        tenant = await self.tenant(slug)
+        async with self._uow.provisioning() as ptx:
+            new_ocsp = tenant.aia_ocsp if ocsp is None else ocsp
+            new_ca_issuers = tenant.aia_ca_issuers if ca_issuers is None else ca_issuers
+            await ptx.platform.set_tenant_aia(tenant.id, ocsp=new_ocsp, ca_issuers=new_ca_issuers)
+            await self._tenant_event(
+                ptx,
+                tenant,
+                EventType.TENANT_UPDATED,
+                aia_ocsp=new_ocsp,
+                aia_ca_issuers=new_ca_issuers,
+            )
+        return await self.tenant(slug)
+
     async def _retire(self, tx: TenantTx, issuer_id: str, *, replaced_by: str) -> None:
         if not await tx.issuers.retire(issuer_id, self._clock.now()):
             raise ProvisioningError(f"issuer {issuer_id} is not active")
@@ -425,15 +487,23 @@ class Provisioner:
         tenant = await self.tenant(slug)
         async with self._uow.provisioning() as ptx:
             await ptx.platform.set_tenant_status(tenant.id, status)
-            await ptx.tenant(TenantScope(tenant.id, tenant.slug)).events.append(
-                EventType.TENANT_STATUS_CHANGED,
-                object_type="tenant",
-                object_id=tenant.id,
-                actor="operator",
-                now=self._clock.now(),
-                status=status.value,
+            await self._tenant_event(
+                ptx, tenant, EventType.TENANT_STATUS_CHANGED, status=status.value
             )
         return await self.tenant(slug)
+
+    async def _tenant_event(
+        self, ptx: ProvisioningTx, tenant: Tenant, event: EventType, **data: Any
+    ) -> None:
+        """An operator's change to a tenant record, on the tenant's own event log."""
+        await ptx.tenant(TenantScope(tenant.id, tenant.slug)).events.append(
+            event,
+            object_type="tenant",
+            object_id=tenant.id,
+            actor="operator",
+            now=self._clock.now(),
+            **data,
+        )
 
     async def create_eab(self, slug: str, label: str = "") -> NewEab:
         """A single-use EAB key; its HMAC key is sealed at rest and returned only here."""

@@ -22,6 +22,8 @@ def _tenant(row: Mapping[str, Any]) -> Tenant:
         status=TenantStatus(row["status"]),
         external_account_required=row["external_account_required"],
         created_at=row["created_at"],
+        aia_ocsp=bool(row["aia_ocsp"]),
+        aia_ca_issuers=bool(row["aia_ca_issuers"]),
     )
 
 
@@ -61,6 +63,14 @@ class PlatformRepo:
 
     async def set_tenant_status(self, tenant_id: str, status: TenantStatus) -> None:
         stmt = update(t.tenants).where(t.tenants.c.id == tenant_id).values(status=status.value)
+        await self._conn.execute(stmt)
+
+    async def set_tenant_aia(self, tenant_id: str, *, ocsp: bool, ca_issuers: bool) -> None:
+        stmt = (
+            update(t.tenants)
+            .where(t.tenants.c.id == tenant_id)
+            .values(aia_ocsp=ocsp, aia_ca_issuers=ca_issuers)
+        )
         await self._conn.execute(stmt)
 
     async def platform_ca(self, role: str) -> Mapping[str, Any] | None:

@@ -24,6 +24,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    true,
 )
 from sqlalchemy.engine import Dialect
 
@@ -72,6 +73,9 @@ tenants = Table(
     Column("status", String(16), nullable=False),
     Column("external_account_required", Boolean, nullable=False),
     _ts("created_at"),
+    # What the tenant's leaves carry in AIA (RFC 5280 §4.2.2.1): the OCSP responder, caIssuers.
+    Column("aia_ocsp", Boolean, nullable=False, server_default=true()),
+    Column("aia_ca_issuers", Boolean, nullable=False, server_default=true()),
 )
 
 platform_cas = Table(
@@ -105,6 +109,9 @@ issuers = Table(
     _ts("retired_at", nullable=True),
     # Other chains above the issuer certificate (JSON list of PEM), offered as rel="alternate".
     Column("alternate_chains", Text, nullable=False, server_default="[]"),
+    # A delegated OCSP responder (RFC 6960 §4.2.2.2): its certificate and key, if any.
+    Column("ocsp_responder_pem", Text, nullable=True),
+    Column("ocsp_key_ref", Text, nullable=True),
     ForeignKeyConstraint(["tenant_id"], ["tenants.id"]),
 )
 

@@ -27,5 +27,6 @@ def add_routes(app: web.Application) -> None:
     r.add_post(f"{T}/cert/{{cert_id}}/{{alternate:[1-9][0-9]{{0,2}}}}", certificate.certificate)
     r.add_post(f"{T}/revoke-cert", certificate.revoke_cert)
     r.add_get("/crl/{tenant}/{issuer_id}.crl", crl.crl)
+    r.add_get("/ca/{tenant}/{issuer_id}.der", crl.ca_certificate)
     r.add_post("/ocsp/{tenant}/{issuer_id}", ocsp.ocsp_post)
     r.add_get("/ocsp/{tenant}/{issuer_id}/{request:.+}", ocsp.ocsp_get)

@@ -169,5 +169,11 @@ def test_tenant_cas_from_the_command_line(sqlite_cli, tmp_path):
         ).stdout
     )
     assert imported["status"] == "active" and imported["pattern"] == "customer-root"
+    delegated = json.loads(cli("--json", "ca", "ocsp-responder", "shop", imported["id"]).stdout)
+    assert delegated["ocsp_responder_until"]
+    removed = cli("--json", "ca", "ocsp-responder", "shop", imported["id"], "--remove").stdout
+    assert json.loads(removed)["ocsp_responder_until"] is None
+    settings = json.loads(cli("--json", "tenant", "set", "shop", "--aia-ocsp", "off").stdout)
+    assert settings["aia_ocsp"] is False and settings["aia_ca_issuers"] is True
     unknown = cli("ca", "create", "shop", "--algorithm", "dsa-1024", check=False)
     assert unknown.returncode == 1 and "unknown key algorithm" in unknown.stderr

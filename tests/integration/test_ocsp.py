@@ -189,3 +189,67 @@ def test_hostile_requests_never_fail_the_server(responder_url, body, path):
             assert response.headers["Content-Type"] == "application/ocsp-response"
             parsed = ocsp.load_der_ocsp_response(response.content)
             assert parsed.response_status is not ocsp.OCSPResponseStatus.INTERNAL_ERROR
+
+
+def _prov(server, method: str, *args, **kwargs):
+    return server.call(lambda: getattr(server.provisioner(), method)(*args, **kwargs))
+
+
+def test_delegated_responder_signs_then_is_removed(server, flow, platform, tmp_path):
+    """RFC 6960 §4.2.2.2: a responder certificate issued by the CA, with id-kp-OCSPSigning and
+    ocsp-nocheck, signs responses and travels in them; `openssl ocsp` accepts it."""
+    from certplane.server.ra.provisioning import ProvisioningError
+
+    _f, leaf, issuer = issued(flow, "alpha", "delegated.ocsp.alpha.localhost")
+    issuer_id = ocsp_url(leaf).rsplit("/", 1)[1]
+    with pytest.raises(ProvisioningError, match="1 to 90 days"):
+        _prov(server, "set_ocsp_responder", "alpha", issuer_id, validity_days=365)
+    record = _prov(server, "set_ocsp_responder", "alpha", issuer_id, validity_days=7)
+    responder = x509.load_pem_x509_certificate(record.ocsp_responder_pem.encode())
+    assert responder.extensions.get_extension_for_class(x509.OCSPNoCheck)
+    parsed = status_of(post(ocsp_url(leaf), request_der(leaf, issuer)), issuer)
+    assert parsed.certificates == [responder]
+    assert parsed.certificate_status is ocsp.OCSPCertStatus.GOOD
+    files = {"leaf.pem": leaf, "issuer.pem": issuer}
+    for name, cert in files.items():
+        (tmp_path / name).write_bytes(cert.public_bytes(Encoding.PEM))
+    (tmp_path / "root.pem").write_bytes(platform.root_pem)
+    result = subprocess.run(
+        ["openssl", "ocsp", "-issuer", "issuer.pem", "-cert", "leaf.pem", "-url", ocsp_url(leaf),
+         "-CAfile", "root.pem", "-verify_other", "issuer.pem"],
+        cwd=tmp_path, capture_output=True, text=True, check=False, timeout=30,
+    )  # fmt: skip
+    assert "Response verify OK" in result.stdout + result.stderr
+    assert "leaf.pem: good" in result.stdout
+    _prov(server, "set_ocsp_responder", "alpha", issuer_id, validity_days=None)
+    again = status_of(post(ocsp_url(leaf), request_der(leaf, issuer)), issuer)
+    assert again.certificates == []  # the issuer signs again
+
+
+def test_aia_is_chosen_per_tenant(server, flow):
+    """RFC 5280 §4.2.2.1: by default leaves name the OCSP responder and the issuer certificate
+    (served as DER at that URL); a tenant can leave either out of new certificates."""
+    from cryptography.x509.oid import AuthorityInformationAccessOID as AIA
+
+    f, leaf, issuer = issued(flow, "beta", "aia.default.beta.localhost")
+    aia = leaf.extensions.get_extension_for_class(x509.AuthorityInformationAccess).value
+    methods = [d.access_method for d in aia]
+    assert methods == [AIA.OCSP, AIA.CA_ISSUERS]
+    ca_issuers = next(d.access_location.value for d in aia if d.access_method == AIA.CA_ISSUERS)
+    served = requests.get(ca_issuers, timeout=10)
+    assert served.headers["Content-Type"] == "application/pkix-cert"
+    assert x509.load_der_x509_certificate(served.content) == issuer
+    assert requests.get(ca_issuers.replace(".der", "x.der"), timeout=10).status_code == 404
+    try:
+        _prov(server, "set_tenant_aia", "beta", ocsp=False)
+        _, no_ocsp = f.issued("aia.noocsp.beta.localhost")
+        leaf = x509.load_pem_x509_certificates(no_ocsp.encode())[0]
+        aia = leaf.extensions.get_extension_for_class(x509.AuthorityInformationAccess).value
+        assert [d.access_method for d in aia] == [AIA.CA_ISSUERS]
+        _prov(server, "set_tenant_aia", "beta", ca_issuers=False)
+        _, bare = f.issued("aia.none.beta.localhost")
+        leaf = x509.load_pem_x509_certificates(bare.encode())[0]
+        with pytest.raises(x509.ExtensionNotFound):
+            leaf.extensions.get_extension_for_class(x509.AuthorityInformationAccess)
+    finally:
+        _prov(server, "set_tenant_aia", "beta", ocsp=True, ca_issuers=True)

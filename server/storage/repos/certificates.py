@@ -151,6 +151,8 @@ def _issuer(row: Mapping[str, Any]) -> IssuerRecord:
         created_at=row["created_at"],
         retired_at=row["retired_at"],
         alternate_chains=tuple(json.loads(row["alternate_chains"])),
+        ocsp_responder_pem=row["ocsp_responder_pem"],
+        ocsp_key_ref=row["ocsp_key_ref"],
     )
 
 
@@ -221,6 +223,13 @@ class IssuerRepo(ScopedRepo):
             status=IssuerStatus.ACTIVE.value,
         )
         return count == 1
+
+    async def set_ocsp_responder(
+        self, issuer_id: str, *, certificate_pem: str | None, key_ref: str | None
+    ) -> None:
+        await self._write(
+            _ISSUER_SET, w_id=issuer_id, ocsp_responder_pem=certificate_pem, ocsp_key_ref=key_ref
+        )
 
     async def set_alternate_chains(self, issuer_id: str, chains: Sequence[str]) -> None:
         await self._write(_ISSUER_SET, w_id=issuer_id, alternate_chains=json.dumps(list(chains)))

@@ -1,9 +1,10 @@
-"""issuers: hierarchy pattern, tenant trust anchor, pending CSR, retirement
+"""issuers: hierarchy pattern, tenant trust anchor, pending CSR, retirement; tenants: AIA
 
 A tenant may hold several issuers (an ECDSA and an RSA one, the old one after a rotation): each
 records which hierarchy it belongs to, the root of a dedicated or customer hierarchy, the CSR of a
 customer-owned CA waiting for its certificate, when it stopped issuing, and the alternative chains
-(a cross-signed intermediate) certificate downloads offer.
+(a cross-signed intermediate) certificate downloads offer, and its delegated OCSP responder. A
+tenant chooses what its leaves carry in Authority Information Access.
 
 Revision ID: 0003
 Revises: 0002
@@ -33,10 +34,24 @@ def upgrade() -> None:
         batch_op.add_column(
             sa.Column("alternate_chains", sa.Text(), nullable=False, server_default="[]")
         )
+        batch_op.add_column(sa.Column("ocsp_responder_pem", sa.Text(), nullable=True))
+        batch_op.add_column(sa.Column("ocsp_key_ref", sa.Text(), nullable=True))
+    with op.batch_alter_table("tenants", schema=None) as batch_op:
+        batch_op.add_column(
+            sa.Column("aia_ocsp", sa.Boolean(), nullable=False, server_default=sa.true())
+        )
+        batch_op.add_column(
+            sa.Column("aia_ca_issuers", sa.Boolean(), nullable=False, server_default=sa.true())
+        )
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("tenants", schema=None) as batch_op:
+        batch_op.drop_column("aia_ca_issuers")
+        batch_op.drop_column("aia_ocsp")
     with op.batch_alter_table("issuers", schema=None) as batch_op:
+        batch_op.drop_column("ocsp_key_ref")
+        batch_op.drop_column("ocsp_responder_pem")
         batch_op.drop_column("alternate_chains")
         batch_op.drop_column("retired_at")
         batch_op.drop_column("csr_pem")
