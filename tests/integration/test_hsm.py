@@ -24,12 +24,19 @@ from cptest.softhsm import session_softhsm
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from certplane.ca.keys.errors import KeystoreError
+from certplane.ca.keys.api import KeyAlgorithm
+from certplane.ca.keys.errors import KeyBindingError, KeystoreError
 from certplane.server.app import SERVICES
 from certplane.server.clock import FakeClock
 from certplane.server.config import CaConfig, KeystoreConfig, Pkcs11Config
 from certplane.server.keystores import build_keystore
-from certplane.server.model import Certificate, CertificateStatus
+from certplane.server.model import (
+    Certificate,
+    CertificateStatus,
+    HierarchyPattern,
+    IssuerStatus,
+)
+from certplane.server.ra.provisioning import IssuerSpec
 from certplane.server.storage.scope import TenantScope
 
 SHARED, DEDICATED = "shared-tenant", "dedicated-tenant"
@@ -50,9 +57,9 @@ def hsm_keystore(*tokens: str, pin_source: str | None = None) -> KeystoreConfig:
 
 
 @pytest.fixture(scope="module")
-def tokens() -> tuple[str, str]:
+def tokens() -> tuple[str, str, str]:
     hsm = session_softhsm()
-    return hsm.new_token("shared"), hsm.new_token("dedicated")
+    return hsm.new_token("shared"), hsm.new_token("dedicated"), hsm.new_token("enterprise")
 
 
 @pytest.fixture(scope="module")
@@ -120,14 +127,16 @@ def certificates(server, slug: str, order_id: str) -> list[Certificate]:
     return server.call(load)
 
 
-def openssl_verify(tmp_path: Path, root_pem: bytes, chain_pem: str) -> None:
+def openssl_verify(tmp_path: Path, root_pem: bytes, chain_pem: str, at: FakeClock) -> None:
+    """`openssl verify` at the server's (fake) time: earlier tests moved its clock on."""
     certs = x509.load_pem_x509_certificates(chain_pem.encode())
     pem = [c.public_bytes(Encoding.PEM) for c in certs]
     (tmp_path / "root.pem").write_bytes(root_pem)
     (tmp_path / "leaf.pem").write_bytes(pem[0])
     (tmp_path / "chain.pem").write_bytes(b"".join(pem[1:]))
     result = subprocess.run(
-        ["openssl", "verify", "-CAfile", str(tmp_path / "root.pem"),
+        ["openssl", "verify", "-attime", str(int(at.now().timestamp())),
+         "-CAfile", str(tmp_path / "root.pem"),
          "-untrusted", str(tmp_path / "chain.pem"), str(tmp_path / "leaf.pem")],
         capture_output=True, text=True, check=False,
     )  # fmt: skip
@@ -145,7 +154,7 @@ def issuer_key_ref(platform: Platform, slug: str) -> str:
 
 
 @pytest.mark.parametrize("slug", [SHARED, DEDICATED])
-def test_issuance_with_token_held_keys(server, platform, http01, tmp_path, tokens, slug):
+def test_issuance_with_token_held_keys(server, platform, http01, tmp_path, tokens, slug, clock):
     """The tenant's intermediate key and the platform root are in the token; the chain the
     ACME client downloads passes `openssl verify` against the platform root."""
     ref = issuer_key_ref(platform, slug)
@@ -155,7 +164,7 @@ def test_issuance_with_token_held_keys(server, platform, http01, tmp_path, token
     done = finalize(server, client, order)
     assert done["status"] == "valid", done
     chain = client.post(done["certificate"]).text
-    openssl_verify(tmp_path, platform.root_pem, chain)
+    openssl_verify(tmp_path, platform.root_pem, chain, clock)
 
 
 def test_token_gone_between_two_issuances_then_back(server, platform, http01, clock):
@@ -243,3 +252,76 @@ def test_tampered_key_ref_is_refused_at_signing_time(server, platform, http01):
     assert "not bound to this tenant" in body["error"]["detail"]
     certs = certificates(server, DEDICATED, order["url"].rsplit("/", 1)[1])
     assert all(c.status is CertificateStatus.ABANDONED for c in certs)
+
+
+def test_dedicated_hierarchy_lives_in_its_own_token(
+    server, platform, http01, tokens, tmp_path, clock
+):
+    """Enterprise tier: a tenant root and intermediate of its own, both generated in a token
+    dedicated to the tenant; the chain verifies to that root, not to the platform's."""
+    enterprise_token = tokens[2]
+    unlisted = session_softhsm().new_token("unlisted")
+    spec = IssuerSpec(KeyAlgorithm.EC_P384, HierarchyPattern.DEDICATED_ROOT, key_token=unlisted)
+    with pytest.raises(KeystoreError, match="not in keystore"):
+        create_tenant(server, "unlisted", spec)
+    spec = IssuerSpec(
+        KeyAlgorithm.EC_P384, HierarchyPattern.DEDICATED_ROOT, key_token=enterprise_token
+    )
+    create_tenant(server, "enterprise", spec)
+    issuers = server.call(lambda: server.provisioner().issuers("enterprise"))
+    (root,) = [i for i in issuers if i.status == IssuerStatus.ROOT.value]
+    (active,) = [i for i in issuers if i.status == IssuerStatus.ACTIVE.value]
+    assert f"token={enterprise_token};" in root.key_ref
+    assert f"token={enterprise_token};" in active.key_ref
+    client, order = ready(server, platform, http01, "enterprise")
+    done = finalize(server, client, order)
+    assert done["status"] == "valid", done
+    chain = client.post(done["certificate"]).text
+    openssl_verify(tmp_path, root.certificate_pem.encode(), chain, clock)
+    with pytest.raises(KeyBindingError, match="dedicated to another owner"):
+        create_tenant(server, "intruder", spec)
+
+
+def test_customer_owned_ca_with_a_token_key(server, platform, http01, tmp_path, clock):
+    """The intermediate key is generated in the HSM; only its CSR leaves; the imported
+    certificate activates it and issuance chains to the customer's root."""
+    from datetime import timedelta
+
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from certplane.ca.hierarchy import create_intermediate, create_root
+
+    create_tenant(server, "customer-hsm", IssuerSpec(KeyAlgorithm.EC_P256))
+    (previous,) = server.call(lambda: server.provisioner().issuers("customer-hsm"))
+    pending = server.call(
+        lambda: server.provisioner().export_issuer_csr(
+            "customer-hsm", IssuerSpec(KeyAlgorithm.EC_P256)
+        )
+    )
+    assert pending.key_ref.startswith("pkcs11:")
+    csr = x509.load_pem_x509_csr(pending.csr_pem.encode())
+    assert csr.is_signature_valid  # signed inside the token
+    root_key = ec.generate_private_key(ec.SECP384R1())
+    root = create_root(root_key, "Customer Root", "Customer", timedelta(days=3650))
+    signed = create_intermediate(root, root_key, csr.public_key(), "Customer CA", "Customer",
+                                 timedelta(days=365))  # fmt: skip
+    pem = lambda c: c.public_bytes(Encoding.PEM).decode()  # noqa: E731
+    server.call(
+        lambda: server.provisioner().import_issuer_certificate(
+            "customer-hsm",
+            pending.id,
+            certificate_pem=pem(signed),
+            root_pem=pem(root),
+            replaces=previous.id,
+        )
+    )
+    client, order = ready(server, platform, http01, "customer-hsm")
+    done = finalize(server, client, order)
+    assert done["status"] == "valid", done
+    openssl_verify(tmp_path, pem(root).encode(), client.post(done["certificate"]).text, clock)
+
+
+def create_tenant(server, slug: str, spec: IssuerSpec) -> None:
+    server.call(
+        lambda: server.provisioner().create_tenant(slug, slug, eab_required=False, spec=spec)
+    )
