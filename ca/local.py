@@ -368,7 +368,9 @@ class LocalIssuer:
         if _signs_quickly(self._key):
             certificate = self._sign(req, profile)
         else:
-            certificate = await asyncio.to_thread(self._sign, req, profile)
+            executor = getattr(self._key, "executor", None)  # a PKCS#11 key's own thread
+            loop = asyncio.get_running_loop()
+            certificate = await loop.run_in_executor(executor, self._sign, req, profile)
         leaf_pem = _pem(certificate)
         return Issued(certificate_pem=leaf_pem, chain_pem=leaf_pem + self._chain_pem)
 

@@ -23,6 +23,7 @@ production; only ``keystore.pkcs11.module`` changes.
 
 from __future__ import annotations
 
+import concurrent.futures
 import hashlib
 import logging
 import os
@@ -154,6 +155,7 @@ class _Module:
         self.path = path
         self.lock = threading.RLock()
         self.generation = 0
+        self.executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="pkcs11")
         try:
             self.lib = pkcs11.lib(path)
         except (OSError, RuntimeError) as exc:
@@ -202,6 +204,7 @@ class _TokenSessions:
     ) -> None:
         self.label = label
         self._module = module
+        self.executor = module.executor
         self._pin = pin
         self._size = size
         self._backoff = backoff
@@ -373,6 +376,12 @@ class _TokenKey:
         self._key_id = key_id
         self._label = label
         self._public = public
+
+    @property
+    def executor(self) -> concurrent.futures.Executor:
+        """The one thread that runs this module's blocking work for async callers: every call
+        is serialised by the module lock anyway, and one thread spares GIL contention."""
+        return self._pool.executor
 
     def _sign_in_token(self, data: bytes, mechanism: Mechanism) -> bytes:
         def operation(session: Any) -> bytes:
