@@ -508,7 +508,7 @@ class Provisioner:
     async def create_eab(self, slug: str, label: str = "") -> NewEab:
         """A single-use EAB key; its HMAC key is sealed at rest and returned only here."""
         tenant = await self.tenant(slug)
-        kid = _b64(secrets.token_bytes(16))
+        kid = new_id()  # never starts with '-', so it can be typed after `eab revoke`
         hmac_key = secrets.token_bytes(32)
         sealed = seal(self._master, hmac_key, context=eab_context(tenant.id, kid))
         async with self._uow.begin(TenantScope(tenant.id, tenant.slug)) as tx:

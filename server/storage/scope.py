@@ -16,5 +16,12 @@ class TenantScope:
 
 
 def new_id() -> str:
-    """A random 128-bit id, base64url without padding (22 characters)."""
-    return base64.urlsafe_b64encode(secrets.token_bytes(16)).rstrip(b"=").decode("ascii")
+    """A random 128-bit id, base64url without padding (22 characters).
+
+    Never starting with "-": ids are typed on command lines (``certplane ca rotate t ID``),
+    where a leading dash reads as an option. Redrawing those costs under 2 % of the id space.
+    """
+    while True:
+        raw = base64.urlsafe_b64encode(secrets.token_bytes(16)).rstrip(b"=").decode("ascii")
+        if not raw.startswith("-"):
+            return raw
