@@ -10,8 +10,9 @@ production; only ``keystore.pkcs11.module`` changes.
   label). A `Pin` never prints its value.
 - Ownership lives in the token, where a database edit cannot reach it: every key's ``CKA_LABEL``
   is ``certplane/<binding>/<id hex>`` and cannot be modified; a token dedicated to one owner holds
-  a ``certplane/owner`` data object. `load` and every session's first use of a key check both
-  against the caller's binding, so one tenant's issuance can never sign with another's key.
+  a ``certplane/owner`` data object. `load` checks both against the caller's binding and each
+  session's first use of a key checks its label again, so one tenant's issuance can never sign
+  with another's key. The shared token (``tokens[0]``) is never claimed by one owner.
 - Every call goes through a bounded session pool per token, under one lock per loaded module:
   python-pkcs11 initialises modules without ``CKF_OS_LOCKING_OK``, and SoftHSM2 then does no
   locking of its own. A lost session or token (``CKR_SESSION_HANDLE_INVALID``,
@@ -87,7 +88,6 @@ _LOST = (
     p11.UserNotLoggedIn,
     p11.NoSuchToken,
     p11.GeneralError,
-    p11.FunctionFailed,
 )
 _BAD_PIN = (p11.PinIncorrect, p11.PinInvalid, p11.PinLenRange, p11.PinLocked, p11.PinExpired)
 
@@ -216,10 +216,17 @@ class _TokenSessions:
         self._open = 0
         self._failures = 0
         self._retry_at = 0.0
+        self._reinit_at = 0.0
+        self._pin_rejected = False
         self.handles: dict[int, dict[bytes, Any]] = {}
 
     def run(self, operation: Callable[[Any], _T]) -> _T:
-        """Run ``operation(session)``; after a lost session, one reconnect and one more try."""
+        """Run ``operation(session)``; after a lost session, one reconnect and one more try.
+
+        A key that a live session no longer finds is either deleted or on a token that went
+        away: the first time, the pool reconnects to tell them apart; if the token is back and
+        the key still missing, that is a permanent error, not a retryable one.
+        """
         for attempt in range(2):
             session, generation = self._borrow()
             try:
@@ -227,7 +234,10 @@ class _TokenSessions:
                     if self._module.generation != generation:
                         raise p11.SessionHandleInvalid()
                     result = operation(session)
-            except _LOST as exc:
+            except (*_LOST, KeyNotInToken) as exc:
+                if attempt and isinstance(exc, KeyNotInToken):
+                    self._give_back(session, generation)
+                    raise
                 self._lost(generation, exc)
                 if attempt:
                     raise KeystoreUnavailable(
@@ -275,7 +285,15 @@ class _TokenSessions:
             self._cond.notify()
 
     def _lost(self, generation: int, exc: BaseException) -> None:
+        """Reinitialise the module (every pool of it logs in again), at most once per backoff
+        step of this pool, so a token that keeps failing cannot make each call reset it."""
         log.warning("PKCS#11 token %s: %s; reconnecting", self.label, type(exc).__name__)
+        now = time.monotonic()
+        with self._cond:
+            if now < self._reinit_at:
+                self._cond.notify_all()
+                return
+            self._reinit_at = now + self._backoff.delay(self._failures + 1)
         self._module.reinitialize(generation)
         with self._cond:
             self._cond.notify_all()
@@ -286,6 +304,10 @@ class _TokenSessions:
         A token that is not found may be one created after the module was initialised: the
         module is reinitialised and the login tried once more before backing off.
         """
+        if self._pin_rejected:
+            raise KeystoreError(
+                f"token {self.label}: PIN rejected earlier; fix the PIN source and restart"
+            )
         now = time.monotonic()
         if now < self._retry_at:
             raise KeystoreUnavailable(
@@ -299,6 +321,8 @@ class _TokenSessions:
             try:
                 anchor = self._login()
             except _BAD_PIN as exc:
+                # Never try a rejected PIN again: HSMs lock (or wipe) a token after a few.
+                self._pin_rejected = True
                 raise KeystoreError(
                     f"token {self.label}: PIN rejected ({type(exc).__name__})"
                 ) from None
@@ -388,13 +412,7 @@ class _TokenKey:
             handles = self._pool.handles.setdefault(id(session), {})
             key = handles.get(self._key_id)
             if key is None:
-                try:
-                    key = _find_private_key(session, self._key_id, self._label)
-                except KeyNotInToken:
-                    # load() found this key: gone now means the token went away (or the key
-                    # was deleted); either way the pool reconnects before deciding.
-                    raise p11.ObjectHandleInvalid() from None
-                handles[self._key_id] = key
+                key = handles[self._key_id] = _find_private_key(session, self._key_id, self._label)
             return bytes(key.sign(data, mechanism=mechanism))
 
         return self._pool.run(operation)
@@ -567,6 +585,8 @@ class Pkcs11KeyStore:
             KeystoreError: unknown token, or the token refused.
         """
         check_binding(binding)
+        if placement == self._shared:
+            placement = None  # the shared token is never dedicated to one owner
         label = placement or self._shared
         pool = self._pool(label)
         key_id = secrets.token_bytes(16)
@@ -663,6 +683,8 @@ def _owner(session: Any) -> str | None:
     )
     if not found:
         return None
+    if len(found) > 1:
+        raise KeystoreError("the token has several certplane/owner objects: resolve by hand")
     return bytes(found[0][Attribute.VALUE]).decode("utf-8", "replace")
 
 

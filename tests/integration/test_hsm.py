@@ -325,3 +325,15 @@ def create_tenant(server, slug: str, spec: IssuerSpec) -> None:
     server.call(
         lambda: server.provisioner().create_tenant(slug, slug, eab_required=False, spec=spec)
     )
+
+
+def test_rotating_a_shared_token_key_leaves_the_token_shared(server, platform, http01, clock):
+    """A rotation places the new key where the old one was, the shared token: other tenants
+    and the platform root keep working there."""
+    issuers = server.call(lambda: server.provisioner().issuers(SHARED))
+    (active,) = [i for i in issuers if i.status == IssuerStatus.ACTIVE.value]
+    server.call(lambda: server.provisioner().rotate_issuer(SHARED, active.id))
+    create_tenant(server, "after-rotation", IssuerSpec(KeyAlgorithm.EC_P256))
+    for slug in (SHARED, "after-rotation"):
+        client, order = ready(server, platform, http01, slug)
+        assert finalize(server, client, order)["status"] == "valid"

@@ -252,7 +252,7 @@ def test_dedicated_token_belongs_to_its_first_owner() -> None:
 def test_shared_keys_cannot_go_into_a_claimed_token() -> None:
     hsm = session_softhsm()
     dedicated = hsm.new_token("dedicated")
-    owner_store = pkcs11_store(dedicated)
+    owner_store = pkcs11_store(hsm.new_token("shared"), dedicated)
     owner_store.generate(KeyAlgorithm.EC_P256, binding=TENANT_A, placement=dedicated)
     # Another deployment lists the claimed token as its shared token: B's keys are refused.
     with pytest.raises(KeyBindingError):
@@ -356,3 +356,38 @@ def test_token_that_disappears_and_returns(shared_token: str) -> None:
 def test_backoff_grows_and_is_capped() -> None:
     backoff = Backoff(first_seconds=0.5, max_seconds=4.0)
     assert [backoff.delay(n) for n in range(1, 6)] == [0.5, 1.0, 2.0, 4.0, 4.0]
+
+
+def test_the_shared_token_is_never_claimed_by_one_owner() -> None:
+    """Placing a key "in" the shared token (as a rotation of a shared-token key does) keeps it
+    shared: other owners still generate and load there."""
+    shared = session_softhsm().new_token("shared")
+    store = pkcs11_store(shared)
+    a = store.generate(KeyAlgorithm.EC_P256, binding=TENANT_A, placement=shared)
+    b = store.generate(KeyAlgorithm.EC_P256, binding=TENANT_B)
+    assert store.load(b.ref, binding=TENANT_B).public_key() == b.public_key
+    assert store.load(a.ref, binding=TENANT_A).public_key() == a.public_key
+
+
+def test_a_deleted_key_is_a_permanent_error_not_an_outage(shared_token: str) -> None:
+    store = pkcs11_store(shared_token, backoff=NO_BACKOFF)
+    stored = store.generate(KeyAlgorithm.EC_P256, binding=TENANT_A)
+    key = store.load(stored.ref, binding=TENANT_A)
+    assert isinstance(key, ec.EllipticCurvePrivateKey)
+    session = _raw_session(shared_token)
+    for object_class in (ObjectClass.PRIVATE_KEY, ObjectClass.PUBLIC_KEY):
+        session.get_key(object_class=object_class, id=_key_id(stored.ref)).destroy()
+    with pytest.raises(KeystoreError) as refused:
+        key.sign(b"data", ec.ECDSA(hashes.SHA256()))
+    assert not isinstance(refused.value, KeystoreUnavailable)
+    assert "no such key" in str(refused.value)
+
+
+def test_a_rejected_pin_is_never_tried_again(tmp_path: Path) -> None:
+    label = session_softhsm().new_token("pinonce")
+    (tmp_path / f"{label}.pin").write_text("wrong-again\n")
+    store = _store((label,), f"file:{tmp_path}/{{token}}.pin")
+    with pytest.raises(KeystoreError, match="PIN rejected"):
+        store.check()
+    with pytest.raises(KeystoreError, match="PIN rejected earlier"):
+        store.check()
