@@ -3,7 +3,8 @@
 The responder answers for one issuer. A request names a certificate by (hash algorithm, issuer
 name hash, issuer key hash, serial) (§4.1.1); one whose hashes are not this issuer's gets
 ``unauthorized`` (§2.3), a request that does not parse gets ``malformedRequest``. A serial the
-issuer never signed is ``unknown`` (§2.2), never ``good``. A request nonce (RFC 8954) is echoed.
+issuer never signed is ``unknown`` (§2.2), never ``good``. Request nonces are ignored, as the
+RFC 5019 profile allows, so responses can be produced once and cached.
 """
 
 from __future__ import annotations
@@ -182,9 +183,6 @@ class OcspResponder:
         builder = builder.responder_id(ocsp.OCSPResponderEncoding.HASH, signer)
         if self._responder is not None:
             builder = builder.certificates([self._responder])
-        nonce = _nonce(request)
-        if nonce is not None:
-            builder = builder.add_extension(nonce, critical=False)
         response = builder.sign(self._key, signature_hash(self._key))
         _check_signature(response, signer.public_key())
         return OcspResult(response.public_bytes(_DER), this_update, next_update)
@@ -200,13 +198,6 @@ def _reason(state: CertificateState) -> x509.ReasonFlags | None:
     if not isinstance(state, Revoked):
         return None
     return reason_flag(state.reason)
-
-
-def _nonce(request: ocsp.OCSPRequest) -> x509.OCSPNonce | None:
-    try:
-        return request.extensions.get_extension_for_class(x509.OCSPNonce).value
-    except x509.ExtensionNotFound:
-        return None
 
 
 def _check_signature(response: ocsp.OCSPResponse, public_key: object) -> None:

@@ -18,13 +18,15 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from certplane.ca.crl import RevokedEntry, build_crl
 from certplane.ca.keys.api import ref_scheme
-from certplane.server.errors import not_found
-from certplane.server.model import IssuerRecord
+from certplane.ca.keys.errors import KeystoreUnavailable
+from certplane.server.errors import AcmeProblem, ProblemType, not_found
+from certplane.server.model import IssuerRecord, IssuerStatus
 from certplane.server.ra.deps import RADeps
 from certplane.server.ra.issuers import CrlUrl, IssuerRegistry
 from certplane.server.storage.scope import TenantScope
 
 REGENERATE_AFTER = timedelta(hours=1)
+_PUBLISHING = frozenset({IssuerStatus.ACTIVE.value, IssuerStatus.RETIRED.value})
 VALIDITY = timedelta(days=1)
 
 
@@ -56,8 +58,8 @@ class CrlService:
     async def crl(self, scope: TenantScope, issuer_id: str) -> CrlDocument:
         async with self._deps.uow.begin(scope, write=False) as tx:
             record = await tx.issuers.get(issuer_id)
-            if record is None:
-                raise not_found("CRL")
+            if record is None or record.status not in _PUBLISHING:
+                raise not_found("CRL")  # a pending CA or a tenant root publishes none here
             revoked = tuple(await tx.certificates.revoked_by_issuer(issuer_id))
         now = self._deps.clock.now()
         key = (scope.tenant_id, issuer_id)
@@ -67,10 +69,19 @@ class CrlService:
         this_update = now.replace(microsecond=0)
         number = max(time.time_ns() // 1_000_000, cached.number + 1 if cached else 0)
         build = functools.partial(self._build, scope, record, revoked, number, this_update)
-        if ref_scheme(record.key_ref) == "soft":
-            der = build()
-        else:
-            der = await asyncio.to_thread(build)
+        try:
+            der = (
+                build() if ref_scheme(record.key_ref) == "soft" else await asyncio.to_thread(build)
+            )
+        except KeystoreUnavailable:
+            if cached is not None and now < cached.next_update:
+                return cached  # still valid: relying parties are served, a new one follows
+            raise AcmeProblem(
+                ProblemType.SERVER_INTERNAL,
+                "the CRL signer is unavailable; try again shortly",
+                status=503,
+                retry_after=30,
+            ) from None
         document = CrlDocument(der, this_update, this_update + VALIDITY, revoked, number)
         self._cache[key] = document
         return document

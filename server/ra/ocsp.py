@@ -2,9 +2,9 @@
 
 Each tenant issuer answers at ``/ocsp/{tenant}/{issuer}``. The certificate's state comes from the
 tenant-scoped certificate table, so an issuer never speaks for another tenant's serials: a serial
-this issuer did not sign (or that another tenant's issuer signed) is ``unknown``. Responses
-without a nonce are cached until the certificate's state changes or an hour has passed, like
-CRLs; token-held keys sign in a worker thread.
+this issuer did not sign (or that another tenant's issuer signed) is ``unknown``. Responses are
+cached until the certificate's state changes or an hour has passed, like CRLs; token-held keys
+sign in a worker thread.
 """
 
 from __future__ import annotations
@@ -17,7 +17,9 @@ from datetime import datetime, timedelta
 from cryptography import x509
 from cryptography.x509 import ocsp
 
+from certplane.ca.errors import CAError
 from certplane.ca.keys.api import ref_scheme
+from certplane.ca.keys.errors import KeystoreUnavailable
 from certplane.ca.ocsp import (
     CertificateState,
     OcspResponder,
@@ -25,7 +27,7 @@ from certplane.ca.ocsp import (
     Revoked,
     unsuccessful,
 )
-from certplane.server.model import Certificate, CertificateStatus, IssuerRecord
+from certplane.server.model import Certificate, CertificateStatus, IssuerRecord, IssuerStatus
 from certplane.server.ra.deps import RADeps
 from certplane.server.ra.issuers import IssuerRegistry
 from certplane.server.storage.scope import TenantScope
@@ -37,8 +39,12 @@ REGENERATE_AFTER = timedelta(hours=1)
 CACHED_RESPONSES = 20_000
 
 _UNAUTHORIZED = unsuccessful(ocsp.OCSPResponseStatus.UNAUTHORIZED)
+_TRY_LATER = unsuccessful(ocsp.OCSPResponseStatus.TRY_LATER)
+_INTERNAL_ERROR = unsuccessful(ocsp.OCSPResponseStatus.INTERNAL_ERROR)
+_ANSWERING = frozenset({IssuerStatus.ACTIVE.value, IssuerStatus.RETIRED.value})
 
-_CacheKey = tuple[str, str, int, str]  # tenant, issuer, serial, the signing key's ref
+# tenant, issuer, serial, the request's hash algorithm (its CertID), the signing key's ref
+_CacheKey = tuple[str, str, int, str, str]
 
 
 class OcspService:
@@ -49,28 +55,44 @@ class OcspService:
         self._cache: OrderedDict[_CacheKey, tuple[CertificateState, OcspResult]] = OrderedDict()
 
     async def respond(self, scope: TenantScope, issuer_id: str, request_der: bytes) -> OcspResult:
-        """The DER response to one OCSP request for ``issuer_id`` of this tenant."""
+        """The DER response to one OCSP request for ``issuer_id`` of this tenant.
+
+        Only issuers that signed certificates answer (active and retired ones; never a pending
+        CA or a tenant root, whose key stays offline). A key store that cannot sign now is
+        ``tryLater``, any other CA failure ``internalError`` (RFC 6960 §2.3), never an HTTP 500.
+        Request nonces are ignored (RFC 5019 §2.1), so every answer is cacheable.
+        """
         async with self._deps.uow.begin(scope, write=False) as tx:
             record = await tx.issuers.get(issuer_id)
-            if record is None:
-                return _UNAUTHORIZED
+        if record is None or record.status not in _ANSWERING:
+            return _UNAUTHORIZED
+        try:
             responder, signer_ref = await self._responder(scope, record)
             parsed = responder.parse(request_der)
             if isinstance(parsed, OcspResult):
                 return parsed
-            cert = await tx.certificates.get_by_serial(format(parsed.serial_number, "x"))
-        state = _state(cert, issuer_id)
-        now = self._deps.clock.now()
-        key = (scope.tenant_id, issuer_id, parsed.serial_number, signer_ref)
-        cacheable = _has_no_nonce(parsed)
-        if cacheable:
+            async with self._deps.uow.begin(scope, write=False) as tx:
+                cert = await tx.certificates.get_by_serial(format(parsed.serial_number, "x"))
+            state = _state(cert, issuer_id)
+            now = self._deps.clock.now()
+            key = (
+                scope.tenant_id,
+                issuer_id,
+                parsed.serial_number,
+                parsed.hash_algorithm.name,
+                signer_ref,
+            )
             cached = self._cache.get(key)
             if cached and cached[0] == state and _fresh(cached[1], now):
                 self._cache.move_to_end(key)
                 return cached[1]
-        result = await self._sign(signer_ref, responder, parsed, state, now)
-        if cacheable:
-            self._remember(key, state, result)
+            result = await self._sign(signer_ref, responder, parsed, state, now)
+        except KeystoreUnavailable:
+            return _TRY_LATER
+        except CAError as exc:
+            log.error("OCSP for issuer %s failed: %s", issuer_id, exc)
+            return _INTERNAL_ERROR
+        self._remember(key, state, result)
         return result
 
     async def _responder(
@@ -133,14 +155,6 @@ def _state(cert: Certificate | None, issuer_id: str) -> CertificateState:
     if cert.status is CertificateStatus.REVOKED and cert.revoked_at is not None:
         return Revoked(cert.revoked_at, cert.revocation_reason or 0)
     return None
-
-
-def _has_no_nonce(request: ocsp.OCSPRequest) -> bool:
-    try:
-        request.extensions.get_extension_for_class(x509.OCSPNonce)
-    except x509.ExtensionNotFound:
-        return True
-    return False
 
 
 def _fresh(result: OcspResult, now: datetime) -> bool:

@@ -99,15 +99,64 @@ def test_get_is_cacheable_until_next_update(flow):
     assert parsed.next_update_utc is not None
 
 
-def test_nonce_is_echoed_and_not_cached(flow):
+def test_nonce_is_ignored_and_the_answer_cached(flow):
+    """RFC 5019 §2.1: two requests with different nonces get the same pre-produced response."""
     _, leaf, issuer = issued(flow, "open", "nonce.ocsp.localhost")
-    response = post(ocsp_url(leaf), request_der(leaf, issuer, nonce=True))
-    parsed = status_of(response, issuer)
-    assert parsed.extensions.get_extension_for_class(x509.OCSPNonce).value.nonce == b"\x07" * 16
+    url = ocsp_url(leaf)
+    first = post(url, request_der(leaf, issuer, nonce=True)).content
+    builder = ocsp.OCSPRequestBuilder().add_certificate(leaf, issuer, hashes.SHA1())
+    other = builder.add_extension(x509.OCSPNonce(b"\x08" * 16), critical=False).build()
+    second = post(url, other.public_bytes(Encoding.DER)).content
+    assert first == second
+    with pytest.raises(x509.ExtensionNotFound):
+        ocsp.load_der_ocsp_response(first).extensions.get_extension_for_class(x509.OCSPNonce)
 
 
-def test_serial_of_another_tenant_is_unauthorized(flow):
-    """Alpha's certificate asked of beta's responder: beta's issuer did not sign it."""
+def test_each_request_hash_gets_its_own_cert_id(flow):
+    """RFC 6960 §4.2.1: the response's CertID uses the request's hash; a cached SHA-1 answer is
+    not served to a SHA-256 request."""
+    _, leaf, issuer = issued(flow, "open", "hashes.ocsp.localhost")
+    url = ocsp_url(leaf)
+    for algorithm in (hashes.SHA1(), hashes.SHA256(), hashes.SHA1()):
+        der = ocsp.OCSPRequestBuilder().add_certificate(leaf, issuer, algorithm).build()
+        parsed = status_of(post(url, der.public_bytes(Encoding.DER)), issuer)
+        assert parsed.hash_algorithm.name == algorithm.name
+
+
+def test_serial_of_another_tenant_is_unknown(flow):
+    """A serial alpha issued, asked of beta's responder with beta's issuer hashes: beta's
+    issuer never signed it, so it is unknown there (the serial lookup is tenant-scoped)."""
+    _, leaf, _ = issued(flow, "alpha", "serial.ocsp.alpha.localhost")
+    _, beta_leaf, beta_issuer = issued(flow, "beta", "serial.ocsp.beta.localhost")
+    der = (
+        ocsp.OCSPRequestBuilder()
+        .add_certificate_by_hash(
+            _hash(beta_issuer.subject.public_bytes()),
+            _hash(_key_bits(beta_issuer)),
+            leaf.serial_number,
+            hashes.SHA1(),
+        )
+        .build()
+        .public_bytes(Encoding.DER)
+    )
+    parsed = status_of(post(ocsp_url(beta_leaf), der), beta_issuer)
+    assert parsed.certificate_status is ocsp.OCSPCertStatus.UNKNOWN
+
+
+def _hash(data: bytes) -> bytes:
+    digest = hashes.Hash(hashes.SHA1())
+    digest.update(data)
+    return digest.finalize()
+
+
+def _key_bits(cert: x509.Certificate) -> bytes:
+    from cryptography.hazmat.primitives.serialization import PublicFormat
+
+    return cert.public_key().public_bytes(Encoding.X962, PublicFormat.UncompressedPoint)
+
+
+def test_another_issuers_request_is_unauthorized(flow):
+    """Alpha's request (alpha's issuer hashes) sent to beta's responder: not beta's issuer."""
     _, leaf, issuer = issued(flow, "alpha", "tenant.ocsp.alpha.localhost")
     _, beta_leaf, _ = issued(flow, "beta", "tenant.ocsp.beta.localhost")
     response = post(ocsp_url(beta_leaf), request_der(leaf, issuer))
@@ -253,3 +302,26 @@ def test_aia_is_chosen_per_tenant(server, flow):
             leaf.extensions.get_extension_for_class(x509.AuthorityInformationAccess)
     finally:
         _prov(server, "set_tenant_aia", "beta", ocsp=True, ca_issuers=True)
+
+
+def test_pending_and_root_issuers_answer_nothing(server, flow, backend):
+    """A customer CA waiting for its certificate and a tenant's own root neither publish a CRL
+    nor answer OCSP here (the root key stays offline): 404 and OCSP unauthorized."""
+    from certplane.ca.keys.api import KeyAlgorithm
+    from certplane.server.model import HierarchyPattern, IssuerStatus
+    from certplane.server.ra.provisioning import IssuerSpec
+
+    spec = IssuerSpec(KeyAlgorithm.EC_P256, HierarchyPattern.DEDICATED_ROOT)
+    slug = f"ocsp-roots-{backend[:2]}"
+    _prov(server, "create_tenant", slug, "Roots", eab_required=False, spec=spec)
+    pending = _prov(server, "export_issuer_csr", slug, IssuerSpec(KeyAlgorithm.EC_P256))
+    issuers = _prov(server, "issuers", slug)
+    (root,) = [i for i in issuers if i.status == IssuerStatus.ROOT.value]
+    _, leaf, issuer = issued(flow, "open", "pending.ocsp.localhost")
+    base = ocsp_url(leaf).split("/ocsp/")[0]
+    for issuer_id in (pending.id, root.id):
+        response = post(f"{base}/ocsp/{slug}/{issuer_id}", request_der(leaf, issuer))
+        assert response.status_code == 200
+        status = ocsp.load_der_ocsp_response(response.content).response_status
+        assert status is ocsp.OCSPResponseStatus.UNAUTHORIZED
+        assert requests.get(f"{base}/crl/{slug}/{issuer_id}.crl", timeout=10).status_code == 404
