@@ -314,7 +314,10 @@ def check_imported_ca(
 
     It must certify ``public_key`` (ours), be a CA that may sign certificates (basicConstraints
     cA=TRUE, keyUsage keyCertSign, §4.2.1.9, §4.2.1.3), be valid now, and chain by signature
-    through ``chain_pem`` (intermediates, in order) to ``root_pem``, a self-signed CA.
+    through ``chain_pem`` (intermediates, in order) to ``root_pem``, a self-signed CA whose
+    signature verifies. Every CA's pathLenConstraint must leave room for the CAs below it, and
+    an extendedKeyUsage anywhere in the path must allow serverAuth; name constraints in the path
+    are enforced at each issuance.
 
     Returns:
         (certificate, chain between it and the root, root).
@@ -332,16 +335,35 @@ def check_imported_ca(
     if root.subject != root.issuer:
         raise ValueError("the root is not self-signed")
     path = [certificate, *chain, root]
-    for child, parent in itertools.pairwise(path):
-        try:
-            child.verify_directly_issued_by(parent)
-        except (ValueError, TypeError, InvalidSignature):
-            child_name, parent_name = (
-                child.subject.rfc4514_string(),
-                parent.subject.rfc4514_string(),
-            )
-            raise ValueError(f"{child_name} is not signed by {parent_name}") from None
+    _check_links(path)
+    try:
+        root.verify_directly_issued_by(root)
+    except (ValueError, TypeError, InvalidSignature):
+        raise ValueError("the root's self-signature does not verify") from None
+    for cas_below, cert in enumerate(path):
+        _check_path_length(cert, cas_below)
+        _check_server_auth(cert)
     return certificate, chain, root
+
+
+def _check_path_length(cert: x509.Certificate, cas_below: int) -> None:
+    """§4.2.1.9: pathLenConstraint bounds the CA certificates that may follow this one."""
+    limit = cert.extensions.get_extension_for_class(x509.BasicConstraints).value.path_length
+    if limit is not None and limit < cas_below:
+        raise ValueError(
+            f"{cert.subject.rfc4514_string()} allows {limit} CA certificate(s) below it "
+            f"(pathLenConstraint), the chain has {cas_below}"
+        )
+
+
+def _check_server_auth(cert: x509.Certificate) -> None:
+    """A CA whose extendedKeyUsage lacks serverAuth makes TLS clients reject its leaves."""
+    try:
+        usages = set(cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value)
+    except x509.ExtensionNotFound:
+        return
+    if not {ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE} & usages:
+        raise ValueError(f"{cert.subject.rfc4514_string()} does not allow serverAuth (EKU)")
 
 
 def check_alternate_chain(

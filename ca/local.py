@@ -107,29 +107,35 @@ def _check_common_name(common_name: str, names: Sequence[str]) -> None:
         raise IssuanceRefused("common name must be one of the subject alternative names")
 
 
-def _check_request(req: IssuanceRequest, profile: Profile, issuer: x509.Certificate) -> None:
+def _check_request(
+    req: IssuanceRequest,
+    profile: Profile,
+    issuer: x509.Certificate,
+    path: Sequence[x509.Certificate],
+) -> None:
     """Everything that makes the CA refuse a request, before anything is signed."""
     check_serial(req.serial)
     if not isinstance(req.public_key, _SUBJECT_KEY_TYPES):
         raise IssuanceRefused("subject public key type is not supported")
     _check_window(req, profile, issuer)
     _check_names(req)
-    _check_name_constraints(req, issuer)
+    _check_name_constraints(req, path)
 
 
-def _check_name_constraints(req: IssuanceRequest, issuer: x509.Certificate) -> None:
-    """A constrained issuer (RFC 5280 §4.2.1.10) refuses names its constraints exclude: relying
-    parties would reject the certificate, so it is never signed."""
-    try:
-        constraints = issuer.extensions.get_extension_for_class(x509.NameConstraints).value
-    except x509.ExtensionNotFound:
-        return
-    for name in req.dns_names:
-        if not _dns_allowed(name.removeprefix("*."), constraints):
-            raise IssuanceRefused(f"{name} is outside the issuer's name constraints")
-    for address in req.ip_addresses:
-        if not _ip_allowed(address, constraints):
-            raise IssuanceRefused(f"{address} is outside the issuer's name constraints")
+def _check_name_constraints(req: IssuanceRequest, path: Sequence[x509.Certificate]) -> None:
+    """Every CA above the leaf (RFC 5280 §4.2.1.10, §6.1.4 (g)) may constrain names; a request
+    outside any of them is refused, because relying parties would reject the certificate."""
+    for ca in path:
+        try:
+            constraints = ca.extensions.get_extension_for_class(x509.NameConstraints).value
+        except x509.ExtensionNotFound:
+            continue
+        for name in req.dns_names:
+            if not _dns_allowed(name, constraints):
+                raise IssuanceRefused(f"{name} is outside the issuer's name constraints")
+        for address in req.ip_addresses:
+            if not _ip_allowed(address, constraints):
+                raise IssuanceRefused(f"{address} is outside the issuer's name constraints")
 
 
 def _dns_within(name: str, subtree: str) -> bool:
@@ -141,13 +147,29 @@ def _dns_within(name: str, subtree: str) -> bool:
     return name == subtree or name.endswith("." + subtree)
 
 
+def _wildcard_meets(base: str, subtree: str) -> bool:
+    """Whether some name ``*.base`` stands for (one label over ``base``) lies in ``subtree``."""
+    if _dns_within("x." + base, subtree):
+        return True  # the subtree holds every name the wildcard covers
+    # A subtree rooted one label below the base (bad.example.com under *.example.com).
+    root = subtree.lower()
+    return not root.startswith(".") and root.partition(".")[2] == base.lower()
+
+
 def _dns_allowed(name: str, constraints: x509.NameConstraints) -> bool:
+    """A wildcard must fit the permitted subtrees with every name it covers, and may not cover
+    any excluded name (§4.2.1.10 applied to each name a "*.base" SAN stands for)."""
     excluded = [n.value for n in constraints.excluded_subtrees or [] if isinstance(n, x509.DNSName)]
-    if any(_dns_within(name, subtree) for subtree in excluded):
-        return False
     permitted = [
         n.value for n in constraints.permitted_subtrees or [] if isinstance(n, x509.DNSName)
     ]
+    if name.startswith("*."):
+        base = name[2:]
+        if any(_wildcard_meets(base, subtree) for subtree in excluded):
+            return False
+        return not permitted or any(_dns_within("x." + base, subtree) for subtree in permitted)
+    if any(_dns_within(name, subtree) for subtree in excluded):
+        return False
     return not permitted or any(_dns_within(name, subtree) for subtree in permitted)
 
 
@@ -267,16 +289,19 @@ def sign_leaf(
     crl_url: str | None = None,
     ca_issuers_url: str | None = None,
     ocsp_url: str | None = None,
+    above: Sequence[x509.Certificate] = (),
 ) -> x509.Certificate:
     """Check, build, sign and verify one leaf certificate (blocking; see the module docstring).
 
-    Precondition: `issuer_key` belongs to `issuer` (checked once by `LocalIssuer`).
+    ``above`` are the CA certificates above ``issuer`` (to its root): their name constraints
+    bind the leaf too. Precondition: `issuer_key` belongs to `issuer` (checked once by
+    `LocalIssuer`).
 
     Raises:
         IssuanceRefused: the request breaks the profile or RFC 5280 rules above.
         CAError: the signed certificate does not verify against the issuer.
     """
-    _check_request(req, profile, issuer)
+    _check_request(req, profile, issuer, [issuer, *above])
     builder = _leaf_builder(req, profile, issuer, (crl_url, ca_issuers_url, ocsp_url))
     return sign_and_verify(builder, issuer_key, issuer)
 
@@ -324,6 +349,7 @@ class LocalIssuer:
         crl_url: the CRL distribution point written into leaves, if any.
         ca_issuers_url: the AIA caIssuers URL written into leaves, if any.
         ocsp_url: the AIA OCSP responder URL written into leaves, if any.
+        root: the trust anchor above the chain, when known: its name constraints apply too.
         tenant_id: for an issuer dedicated to one tenant, the only tenant it signs for; a
             request for another tenant is a routing bug and raises `CAError`. None for an
             issuer shared by all tenants.
@@ -343,12 +369,14 @@ class LocalIssuer:
         ca_issuers_url: str | None = None,
         ocsp_url: str | None = None,
         tenant_id: str | None = None,
+        root: x509.Certificate | None = None,
     ) -> None:
         check_key_pair(issuer_certificate, signing_key)
         signature_hash(signing_key)
         _check_chain(issuer_certificate, chain)
         self._issuer = issuer_certificate
         self._chain_pem = "".join(_pem(cert) for cert in chain)
+        self._above = [*chain[1:], *([root] if root is not None else [])]
         self._key = signing_key
         self._profiles = dict(profiles)
         self._urls: _Urls = (crl_url, ca_issuers_url, ocsp_url)
@@ -400,6 +428,7 @@ class LocalIssuer:
             crl_url=crl_url,
             ca_issuers_url=ca_issuers_url,
             ocsp_url=ocsp_url,
+            above=self._above,
         )
 
 

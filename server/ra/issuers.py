@@ -100,6 +100,9 @@ class IssuerRegistry:
                 self._ca_issuers_url(scope, record.id) if self._ca_issuers_url and aia[1] else None
             ),
             tenant_id=scope.tenant_id,
+            root=x509.load_pem_x509_certificate(record.root_pem.encode())
+            if record.root_pem
+            else None,
         )
 
 

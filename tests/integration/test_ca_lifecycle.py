@@ -173,7 +173,9 @@ def _not_a_ca(csr_pem: str, root: x509.Certificate, root_key) -> x509.Certificat
     )
 
 
-@pytest.mark.parametrize("case", ["other-key", "not-a-ca", "wrong-root", "two-certs", "garbage"])
+@pytest.mark.parametrize(
+    "case", ["other-key", "not-a-ca", "wrong-root", "two-certs", "garbage", "root-pathlen-0"]
+)
 def test_customer_import_is_checked(server, backend, case):
     slug = f"import-{case}-{backend[:2]}"
     _new_tenant(server, slug, IssuerSpec(KeyAlgorithm.EC_P256))
@@ -190,6 +192,13 @@ def test_customer_import_is_checked(server, backend, case):
         root_pem = _pem(_customer_root()[0])
     elif case == "two-certs":
         signed = signed + signed
+    elif case == "root-pathlen-0":
+        # A root that may not have CAs below it: every leaf would fail path validation.
+        tight_key = ec.generate_private_key(ec.SECP384R1())
+        tight = create_root(tight_key, "Tight Root", "Customer Inc", timedelta(days=365),
+                            path_length=0)  # fmt: skip
+        root_pem = _pem(tight)
+        signed = _pem(_tight_intermediate(pending.csr_pem, tight, tight_key))
     else:
         signed = "-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n"
     with pytest.raises(ProvisioningError, match="certificate refused"):
@@ -298,3 +307,38 @@ def test_alternate_chain_through_a_cross_signed_root(server, flow, tmp_path, bac
     assert f.client.post(cert_url + "/2").status_code == 404
     stranger = flow(slug)
     assert stranger.client.post(alternate_url).status_code == 404
+
+
+def _tight_intermediate(csr_pem: str, root: x509.Certificate, root_key) -> x509.Certificate:
+    """An intermediate signed by a pathLen-0 root, bypassing our own builder's refusal."""
+    from certplane.ca.signing import authority_key_identifier, subject_key_identifier
+
+    csr = x509.load_pem_x509_csr(csr_pem.encode())
+    now = root.not_valid_before_utc + timedelta(hours=2)
+    return (
+        x509.CertificateBuilder()
+        .subject_name(csr.subject)
+        .issuer_name(root.subject)
+        .public_key(csr.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(hours=1))
+        .not_valid_after(now + timedelta(days=30))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(subject_key_identifier(csr.public_key()), critical=False)
+        .add_extension(authority_key_identifier(root), critical=False)
+        .sign(root_key, hashes.SHA384())
+    )

@@ -204,9 +204,15 @@ def test_token_gone_past_the_deadline_fails_the_order_clearly(server, platform, 
 def test_sessions_invalidated_just_before_signing(server, platform, http01):
     """Every session handle dies (as after a network HSM failover) between loading the key
     and signing; the issuance reconnects and completes inline."""
+    from certplane.ca.keys.pkcs11 import _Module
+
+    warm_client, warm = ready(server, platform, http01)
+    assert finalize(server, warm_client, warm)["status"] == "valid"  # the pool is logged in
     client, order = ready(server, platform, http01)
+    generation = _Module.load(session_softhsm().module).generation
     pkcs11.lib(session_softhsm().module).reinitialize()
     assert finalize(server, client, order)["status"] == "valid"
+    assert _Module.load(session_softhsm().module).generation > generation  # it did reconnect
 
 
 def test_wrong_pin_stops_the_start(tmp_path):
@@ -226,11 +232,16 @@ def test_wrong_pin_stops_the_start(tmp_path):
     assert "wrong-pin" not in str(refused.value)
 
 
-def test_tampered_key_ref_is_refused_at_signing_time(server, platform, http01):
+@pytest.mark.parametrize("tamper", ["verbatim", "relabelled"])
+def test_tampered_key_ref_is_refused_at_signing_time(server, platform, http01, tamper):
     """Someone with database access points the dedicated tenant's issuer at the shared
-    tenant's key: the key store refuses it when signing; the order fails, nothing is signed."""
+    tenant's key, either copying the ref or also rewriting its object label to the dedicated
+    tenant's (so only the token's own, immutable label tells): refused when signing; the order
+    fails, nothing is signed."""
     original = issuer_key_ref(platform, DEDICATED)
     foreign = issuer_key_ref(platform, SHARED)
+    if tamper == "relabelled":
+        foreign = _relabelled(foreign, tenant_id(platform, DEDICATED))
     path = platform.config.database.url.split("///", 1)[1]
     client, order = ready(server, platform, http01, DEDICATED)
     with sqlite3.connect(path) as db:
@@ -337,3 +348,20 @@ def test_rotating_a_shared_token_key_leaves_the_token_shared(server, platform, h
     for slug in (SHARED, "after-rotation"):
         client, order = ready(server, platform, http01, slug)
         assert finalize(server, client, order)["status"] == "valid"
+
+
+def tenant_id(platform: Platform, slug: str) -> str:
+    with sqlite3.connect(platform.config.database.url.split("///", 1)[1]) as db:
+        (found,) = db.execute("SELECT id FROM tenants WHERE slug = ?", (slug,)).fetchone()
+    return str(found)
+
+
+def _relabelled(ref: str, tenant: str) -> str:
+    from certplane.ca.keys.api import tenant_binding
+    from certplane.ca.keys.pkcs11 import key_label
+    from certplane.ca.keys.pkcs11_uri import Pkcs11Uri, parse_pkcs11_uri
+
+    uri = parse_pkcs11_uri(ref)
+    assert uri.key_id is not None
+    label = key_label(tenant_binding(tenant), uri.key_id)
+    return str(Pkcs11Uri(path={**uri.path, "object": label.encode()}))

@@ -445,3 +445,72 @@ def test_openssl_rejects_a_leaf_outside_the_constraints(
     result = openssl_verify(constrained.root, [constrained.intermediate], leaf)
     assert result.returncode != 0
     assert "permitted subtree violation" in result.stdout + result.stderr
+
+
+def _ca_with_constraints(
+    signer: Any, signer_key: Any, constraints: x509.NameConstraints, name: str
+) -> Hierarchy:
+    """A CA (pathLen 1) under ``signer`` with exactly these name constraints."""
+    key = generate_private_key(KeyAlgorithm.EC_P256)
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
+        .issuer_name(signer.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(hours=1))
+        .not_valid_after(now + timedelta(days=300))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=1), critical=True)
+        .add_extension(constraints, critical=True)
+        .sign(signer_key, hashes.SHA256())
+    )
+    return Hierarchy(None, None, cert, key)  # type: ignore[arg-type]
+
+
+EXCLUDE_BAD = x509.NameConstraints(
+    permitted_subtrees=None, excluded_subtrees=[x509.DNSName("bad.example.com")]
+)
+ONLY_BELOW = x509.NameConstraints(
+    permitted_subtrees=[x509.DNSName(".example.com")], excluded_subtrees=None
+)
+
+
+@pytest.mark.parametrize(
+    ("constraints", "name", "allowed"),
+    [
+        (EXCLUDE_BAD, "*.example.com", False),  # covers bad.example.com
+        (EXCLUDE_BAD, "bad.example.com", False),
+        (EXCLUDE_BAD, "x.bad.example.com", False),
+        (EXCLUDE_BAD, "*.api.example.com", True),  # covers x.api.example.com only
+        (EXCLUDE_BAD, "good.example.com", True),
+        (ONLY_BELOW, "*.example.com", True),  # every name it covers is below example.com
+        (ONLY_BELOW, "www.example.com", True),
+        (ONLY_BELOW, "example.com", False),  # a leading dot permits names below only
+    ],
+)
+async def test_wildcards_meet_constraints_name_by_name(
+    ec_hierarchy: Any, make_request: MakeRequest, constraints: Any, name: str, allowed: bool
+) -> None:
+    ca = _ca_with_constraints(ec_hierarchy.root, ec_hierarchy.root_key, constraints, "NC CA")
+    issuer = LocalIssuer(ca.intermediate, [ca.intermediate], ca.intermediate_key, DEFAULT_PROFILES)
+    req = make_request(dns_names=(name,), ip_addresses=())
+    if allowed:
+        await issuer.issue(req)
+    else:
+        with pytest.raises(IssuanceRefused, match="name constraints"):
+            await issuer.issue(req)
+
+
+async def test_constraints_of_every_ca_above_bind_the_leaf(
+    ec_hierarchy: Any, make_request: MakeRequest
+) -> None:
+    """An unconstrained issuer under a constrained CA (a customer's chain) refuses too."""
+    mid = _ca_with_constraints(ec_hierarchy.root, ec_hierarchy.root_key, EXCLUDE_BAD, "Mid CA")
+    other = x509.NameConstraints(None, [x509.DNSName("x.test")])
+    low = _ca_with_constraints(mid.intermediate, mid.intermediate_key, other, "Low CA")
+    issuer = LocalIssuer(low.intermediate, [low.intermediate, mid.intermediate],
+                         low.intermediate_key, DEFAULT_PROFILES)  # fmt: skip
+    with pytest.raises(IssuanceRefused, match="name constraints"):
+        await issuer.issue(make_request(dns_names=("bad.example.com",), ip_addresses=()))
+    await issuer.issue(make_request(dns_names=("fine.example.com",), ip_addresses=()))
