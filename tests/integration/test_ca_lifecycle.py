@@ -225,38 +225,46 @@ def test_name_constrained_tenant(server, flow, backend):
     assert "name constraints" in body["error"]["detail"]
 
 
-def _cross_sign(subject_root: x509.Certificate, by: x509.Certificate, by_key) -> x509.Certificate:
-    """``subject_root``'s name and key, certified by another root (a cross-sign)."""
+def _manual_ca(
+    subject: x509.Name,
+    public_key,
+    issuer: x509.Certificate,
+    issuer_key,
+    window: tuple,
+    path_length: int | None,
+) -> x509.Certificate:
+    """A CA certificate built by hand, around our own builders' checks (what a customer's CA
+    might hand back)."""
     from certplane.ca.signing import authority_key_identifier, subject_key_identifier
 
-    public = subject_root.public_key()
+    usage = x509.KeyUsage(
+        digital_signature=True, content_commitment=False, key_encipherment=False,
+        data_encipherment=False, key_agreement=False, key_cert_sign=True, crl_sign=True,
+        encipher_only=False, decipher_only=False,
+    )  # fmt: skip
     return (
         x509.CertificateBuilder()
-        .subject_name(subject_root.subject)
-        .issuer_name(by.subject)
-        .public_key(public)
+        .subject_name(subject)
+        .issuer_name(issuer.subject)
+        .public_key(public_key)
         .serial_number(x509.random_serial_number())
-        .not_valid_before(subject_root.not_valid_before_utc)
-        .not_valid_after(subject_root.not_valid_after_utc - timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=False,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(subject_key_identifier(public), critical=False)
-        .add_extension(authority_key_identifier(by), critical=False)
-        .sign(by_key, hashes.SHA384())
+        .not_valid_before(window[0])
+        .not_valid_after(window[1])
+        .add_extension(x509.BasicConstraints(ca=True, path_length=path_length), critical=True)
+        .add_extension(usage, critical=True)
+        .add_extension(subject_key_identifier(public_key), critical=False)
+        .add_extension(authority_key_identifier(issuer), critical=False)
+        .sign(issuer_key, hashes.SHA384())
     )
+
+
+def _cross_sign(subject_root: x509.Certificate, by: x509.Certificate, by_key) -> x509.Certificate:
+    """``subject_root``'s name and key, certified by another root (a cross-sign)."""
+    window = (
+        subject_root.not_valid_before_utc,
+        subject_root.not_valid_after_utc - timedelta(days=1),
+    )
+    return _manual_ca(subject_root.subject, subject_root.public_key(), by, by_key, window, None)
 
 
 def test_alternate_chain_through_a_cross_signed_root(server, flow, tmp_path, backend):
@@ -311,34 +319,7 @@ def test_alternate_chain_through_a_cross_signed_root(server, flow, tmp_path, bac
 
 def _tight_intermediate(csr_pem: str, root: x509.Certificate, root_key) -> x509.Certificate:
     """An intermediate signed by a pathLen-0 root, bypassing our own builder's refusal."""
-    from certplane.ca.signing import authority_key_identifier, subject_key_identifier
-
     csr = x509.load_pem_x509_csr(csr_pem.encode())
-    now = root.not_valid_before_utc + timedelta(hours=2)
-    return (
-        x509.CertificateBuilder()
-        .subject_name(csr.subject)
-        .issuer_name(root.subject)
-        .public_key(csr.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(hours=1))
-        .not_valid_after(now + timedelta(days=30))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(subject_key_identifier(csr.public_key()), critical=False)
-        .add_extension(authority_key_identifier(root), critical=False)
-        .sign(root_key, hashes.SHA384())
-    )
+    start = root.not_valid_before_utc + timedelta(hours=1)
+    window = (start, start + timedelta(days=30))
+    return _manual_ca(csr.subject, csr.public_key(), root, root_key, window, 0)
