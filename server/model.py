@@ -277,3 +277,4 @@ class IssuerRecord:
     # A delegated OCSP responder (RFC 6960 §4.2.2.2); None: the issuer key signs responses.
     ocsp_responder_pem: str | None = None
     ocsp_key_ref: str | None = None
+    crl_number: int = 0

@@ -1,15 +1,14 @@
 """CRLs per issuer, served at the distribution point every leaf carries (RFC 5280 §5).
 
 A CRL is built on demand and cached until a revocation changes what it must list or it is an
-hour old; ``nextUpdate`` is a day after ``thisUpdate``. CRL numbers (§5.2.3) are milliseconds
-since the epoch, and always above the number this process issued last, so they increase.
+hour old; ``nextUpdate`` is a day after ``thisUpdate``. CRL numbers (§5.2.3) come from a
+per-issuer counter in the database, so they increase across processes and restarts.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
-import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -67,7 +66,7 @@ class CrlService:
         if cached and cached.fingerprint == revoked and now - cached.this_update < REGENERATE_AFTER:
             return cached
         this_update = now.replace(microsecond=0)
-        number = max(time.time_ns() // 1_000_000, cached.number + 1 if cached else 0)
+        number = await self._next_number(scope, issuer_id)
         build = functools.partial(self._build, scope, record, revoked, number, this_update)
         try:
             der = (
@@ -85,6 +84,16 @@ class CrlService:
         document = CrlDocument(der, this_update, this_update + VALIDITY, revoked, number)
         self._cache[key] = document
         return document
+
+    async def _next_number(self, scope: TenantScope, issuer_id: str) -> int:
+        """Take the next CRL number from the issuer's counter in the database, so numbers
+        increase across every process and restart; a number whose CRL is never signed is just
+        a gap, which §5.2.3 allows."""
+        async with self._deps.uow.begin(scope) as tx:
+            number = await tx.issuers.next_crl_number(issuer_id)
+        if number is None:
+            raise not_found("CRL")
+        return number
 
     def _build(
         self,

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Column,
     DateTime,
@@ -112,6 +113,8 @@ issuers = Table(
     # A delegated OCSP responder (RFC 6960 §4.2.2.2): its certificate and key, if any.
     Column("ocsp_responder_pem", Text, nullable=True),
     Column("ocsp_key_ref", Text, nullable=True),
+    # The last CRL number used (RFC 5280 §5.2.3): increases across every process.
+    Column("crl_number", BigInteger, nullable=False, server_default="0"),
     ForeignKeyConstraint(["tenant_id"], ["tenants.id"]),
 )
 

@@ -259,3 +259,28 @@ def test_crl_numbers_increase_and_caching_follows_next_update(flow):
     assert revoked.status_code == 200
     after = x509.load_der_x509_crl(requests.get(url, timeout=10).content)
     assert after.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number > number
+
+
+def test_crl_numbers_come_from_the_database_without_repeats(server, flow):
+    """Concurrent reservations (as from several replicas) get distinct, increasing numbers."""
+    import asyncio
+
+    from certplane.server.app import SERVICES
+    from certplane.server.storage.scope import TenantScope
+
+    f = flow("open")
+    _, pem = f.issued("crlseq.fin.localhost")
+    leaf = x509.load_pem_x509_certificates(pem.encode())[0]
+    url = leaf.extensions.get_extension_for_class(x509.CRLDistributionPoints).value[0]
+    issuer_id = url.full_name[0].value.rsplit("/", 1)[1].removesuffix(".crl")
+    crls = server.app[SERVICES].crls
+
+    async def reserve_many() -> list[int]:
+        async with server.app[SERVICES].uow.platform(write=False) as platform:
+            tenant = await platform.tenant_by_slug("open")
+        scope = TenantScope(tenant.id, tenant.slug)
+        return list(await asyncio.gather(*(crls._next_number(scope, issuer_id) for _ in range(8))))
+
+    numbers = server.call(reserve_many)
+    assert len(set(numbers)) == 8
+    assert sorted(numbers) == list(range(min(numbers), min(numbers) + 8))

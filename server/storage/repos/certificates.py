@@ -153,6 +153,7 @@ def _issuer(row: Mapping[str, Any]) -> IssuerRecord:
         alternate_chains=tuple(json.loads(row["alternate_chains"])),
         ocsp_responder_pem=row["ocsp_responder_pem"],
         ocsp_key_ref=row["ocsp_key_ref"],
+        crl_number=int(row["crl_number"]),
     )
 
 
@@ -165,6 +166,9 @@ _ACTIVE_ISSUERS = (
 _ISSUER_BY_ID = scoped_select(_i).where(_i.c.id == w("id"))
 _ISSUERS = scoped_select(_i).order_by(_i.c.created_at)
 _ISSUER_SET = scoped_update(_i).where(_i.c.id == w("id"))
+_ISSUER_CRL_NUMBER = (
+    scoped_update(_i).where(_i.c.id == w("id")).values(crl_number=_i.c.crl_number + 1)
+)
 _ISSUER_MOVE = scoped_update(_i).where(_i.c.id == w("id"), _i.c.status == w("from"))
 
 
@@ -230,6 +234,14 @@ class IssuerRepo(ScopedRepo):
         await self._write(
             _ISSUER_SET, w_id=issuer_id, ocsp_responder_pem=certificate_pem, ocsp_key_ref=key_ref
         )
+
+    async def next_crl_number(self, issuer_id: str) -> int | None:
+        """Increment the issuer's CRL number and return it (None: no such issuer). The update
+        holds the row until commit, so concurrent transactions get distinct numbers."""
+        if await self._write(_ISSUER_CRL_NUMBER, w_id=issuer_id) != 1:
+            return None
+        record = await self.get(issuer_id)
+        return None if record is None else record.crl_number
 
     async def set_alternate_chains(self, issuer_id: str, chains: Sequence[str]) -> None:
         await self._write(_ISSUER_SET, w_id=issuer_id, alternate_chains=json.dumps(list(chains)))

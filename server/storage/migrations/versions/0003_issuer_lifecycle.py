@@ -36,6 +36,9 @@ def upgrade() -> None:
         )
         batch_op.add_column(sa.Column("ocsp_responder_pem", sa.Text(), nullable=True))
         batch_op.add_column(sa.Column("ocsp_key_ref", sa.Text(), nullable=True))
+        batch_op.add_column(
+            sa.Column("crl_number", sa.BigInteger(), nullable=False, server_default="0")
+        )
     with op.batch_alter_table("tenants", schema=None) as batch_op:
         batch_op.add_column(
             sa.Column("aia_ocsp", sa.Boolean(), nullable=False, server_default=sa.true())
@@ -50,6 +53,7 @@ def downgrade() -> None:
         batch_op.drop_column("aia_ca_issuers")
         batch_op.drop_column("aia_ocsp")
     with op.batch_alter_table("issuers", schema=None) as batch_op:
+        batch_op.drop_column("crl_number")
         batch_op.drop_column("ocsp_key_ref")
         batch_op.drop_column("ocsp_responder_pem")
         batch_op.drop_column("alternate_chains")
