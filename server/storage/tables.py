@@ -285,3 +285,15 @@ jobs = Table(
 TENANT_TABLES = frozenset(
     t.name for t in metadata.sorted_tables if "tenant_id" in t.c and t.name != "jobs"
 )
+
+
+# GCRA buckets (ARCHITECTURE §7): one theoretical arrival time per limit key, shared by every
+# process; keys name the limit and its subject (e.g. "new-orders:account:<id>").
+rate_buckets = Table(
+    "rate_buckets",
+    metadata,
+    Column("tenant_id", ID, primary_key=True),
+    Column("key", String(200), primary_key=True),
+    _ts("tat"),
+    ForeignKeyConstraint(["tenant_id"], ["tenants.id"]),
+)

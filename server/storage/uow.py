@@ -18,6 +18,7 @@ from certplane.server.storage.repos.eab import EabRepo
 from certplane.server.storage.repos.events import EventRepo
 from certplane.server.storage.repos.nonces import NonceRepo
 from certplane.server.storage.repos.orders import AuthzRepo, OrderRepo
+from certplane.server.storage.repos.ratelimits import RateBucketRepo
 from certplane.server.storage.scope import TenantScope
 from certplane.server.storage.tenant_cache import TenantCache
 
@@ -37,6 +38,7 @@ class TenantTx:
         self.events = EventRepo(conn, scope)
         self.nonces = NonceRepo(conn, scope)
         self.jobs = JobRepo(conn, scope)
+        self.rate_buckets = RateBucketRepo(conn, scope)
 
     def after_commit(self, action: Callable[[], object]) -> None:
         """Run ``action`` once this transaction has committed (never after a rollback).
