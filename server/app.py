@@ -24,6 +24,7 @@ from certplane.server.ra.crls import CrlService
 from certplane.server.ra.deps import AcmeSettings, BackgroundTasks, RADeps
 from certplane.server.ra.issuance import IssuanceService
 from certplane.server.ra.issuers import IssuerRegistry
+from certplane.server.ra.limits import rate_limits
 from certplane.server.ra.ocsp import OcspService
 from certplane.server.ra.orders import OrderService
 from certplane.server.ra.revocation import RevocationService
@@ -97,6 +98,7 @@ def build_services(
         master_key=master,
         account_uri=lambda scope, account_id: Links(base, scope.slug).account(account_id),
         tasks=tasks,
+        limits=rate_limits(config.limits),
     )
     crl_for = functools.partial(crl_url, base)
     keystore = build_keystore(config, master)

@@ -97,6 +97,15 @@ class CaConfig:
 
 
 @dataclass(frozen=True)
+class LimitsConfig:
+    """Rate limits as "COUNT/PERIOD" (PERIOD: a number with s, m, h or d), "" turns one off.
+    Each allows bursts of COUNT and refills evenly over PERIOD (GCRA)."""
+
+    new_orders_per_account: str = "300/3h"
+    new_accounts_per_tenant: str = "500/3h"
+
+
+@dataclass(frozen=True)
 class ValidationConfig:
     allowed_networks: tuple[str, ...] = ()
     http01_port: int = 80
@@ -133,6 +142,7 @@ class Config:
     ca: CaConfig = field(default_factory=CaConfig)
     validation: ValidationConfig = field(default_factory=ValidationConfig)
     testing: TestingConfig = field(default_factory=TestingConfig)
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
 
     def data_path(self, name: str) -> Path:
         """A path relative to the data directory (absolute paths stay as they are)."""
@@ -163,7 +173,7 @@ def _read_toml(path: Path) -> dict[str, Any]:
 
 def _apply_env(raw: dict[str, Any], environ: Mapping[str, str]) -> None:
     sections = {f.name for f in dataclasses.fields(Config) if dataclasses.is_dataclass(f.type)}
-    sections |= {"server", "database", "keystore", "acme", "ca", "validation", "testing"}
+    sections |= {"server", "database", "keystore", "acme", "ca", "validation", "testing", "limits"}
     for name, value in environ.items():
         if not name.startswith(ENV_PREFIX):
             continue
@@ -273,6 +283,8 @@ def validate(config: Config) -> None:
     if not 0 <= config.server.tenant_cache_seconds <= 60:
         raise ConfigError("server.tenant_cache_seconds: expected 0..60 seconds")
     _check_keystore(config.keystore)
+    for name in ("new_orders_per_account", "new_accounts_per_tenant"):
+        parse_rate(getattr(config.limits, name), f"limits.{name}")
     if config.ca.issuance_deadline_seconds <= 0 or config.ca.issuance_retry_first_seconds <= 0:
         raise ConfigError("ca.issuance_deadline_seconds, ca.issuance_retry_*: expected > 0")
     if config.ca.leaf_validity_days < 1:
@@ -312,3 +324,26 @@ def parse_host_port(text: str, key: str, *, default_port: int) -> tuple[str, int
         raise ConfigError(f"{key}: expected an IP address, got {host!r}") from exc
     _check_port(key, port)
     return host, port
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_rate(text: str, key: str) -> tuple[int, int] | None:
+    """ "COUNT/PERIOD" -> (count, period seconds); "" -> None.
+
+    Raises:
+        ConfigError: naming ``key`` and the expected form.
+    """
+    if not text:
+        return None
+    count, sep, period = text.partition("/")
+    try:
+        if not sep or period[-1:] not in _UNITS:
+            raise ValueError(text)
+        parsed = int(count), int(period[:-1]) * _UNITS[period[-1]]
+    except ValueError:
+        raise ConfigError(f"{key}: expected COUNT/PERIOD like 300/3h, got {text!r}") from None
+    if parsed[0] < 1 or parsed[1] < 1:
+        raise ConfigError(f"{key}: COUNT and PERIOD must be positive")
+    return parsed

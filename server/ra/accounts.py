@@ -13,6 +13,7 @@ from certplane.server.errors import AcmeProblem, ProblemType, malformed
 from certplane.server.model import Account, AccountStatus, EabStatus, EventType, Tenant
 from certplane.server.ra.contacts import parse_contacts
 from certplane.server.ra.deps import RADeps
+from certplane.server.ra.limits import charge
 from certplane.server.storage.scope import TenantScope
 from certplane.server.storage.uow import TenantTx
 
@@ -69,6 +70,9 @@ class AccountService:
                 ProblemType.EXTERNAL_ACCOUNT_REQUIRED,
                 "this tenant requires an externalAccountBinding",
             )
+        await charge(
+            tx, self._deps.limits.new_accounts_per_tenant, "tenant", self._deps.clock.now()
+        )
         if req.eab is not None:
             await self._check_eab(tx, tx.scope, req.eab)
         account = await self._create(tx, req)

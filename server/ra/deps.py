@@ -14,6 +14,7 @@ from typing import Any
 from certplane.ca.keys.envelope import MasterKey
 from certplane.server.clock import Clock
 from certplane.server.config import AcmeConfig, CaConfig, TestingConfig
+from certplane.server.ra.limits import RateLimits
 from certplane.server.storage.scope import TenantScope
 from certplane.server.storage.uow import UnitOfWork
 
@@ -89,3 +90,4 @@ class RADeps:
     master_key: MasterKey
     account_uri: AccountUri
     tasks: BackgroundTasks
+    limits: RateLimits = field(default_factory=RateLimits)

@@ -29,6 +29,7 @@ from certplane.server.model import (
     order_status,
 )
 from certplane.server.ra.deps import RADeps
+from certplane.server.ra.limits import charge
 from certplane.server.storage.uow import TenantTx
 
 MAX_IDENTIFIERS = 100
@@ -72,6 +73,8 @@ class OrderService:
             raise AcmeProblem(ProblemType.UNAUTHORIZED, "this tenant is suspended: no new orders")
         identifiers = self._identifiers(payload)
         _refuse_validity_window(payload)
+        limit = self._deps.limits.new_orders_per_account
+        await charge(tx, limit, f"account:{account.id}", self._deps.clock.now())
         order = await self._create(tx, account, identifiers)
         return OrderState(order, order.stored_status)
 

@@ -23,6 +23,7 @@ from certplane.server.config import (
     Config,
     DatabaseConfig,
     KeystoreConfig,
+    LimitsConfig,
     ServerConfig,
     TestingConfig,
     ValidationConfig,
@@ -48,6 +49,7 @@ def make_config(
     acme: AcmeConfig | None = None,
     keystore: KeystoreConfig | None = None,
     ca: CaConfig | None = None,
+    limits: LimitsConfig | None = None,
 ) -> Config:
     port = free_port()
     return Config(
@@ -58,6 +60,9 @@ def make_config(
         database=DatabaseConfig(url=db_url),
         keystore=keystore or KeystoreConfig(master_key_file="master.key"),
         ca=ca or CaConfig(),
+        # Suites create hundreds of accounts and orders per tenant: limits are off unless a
+        # test turns them on (tests/integration/test_rate_limits.py).
+        limits=limits or LimitsConfig(new_orders_per_account="", new_accounts_per_tenant=""),
         acme=acme
         or AcmeConfig(
             caa_identities=("certplane.test",), finalize_deadline_seconds=5, orders_page_size=2

@@ -1,0 +1,64 @@
+"""Rate limits in the ACME flow (ARCHITECTURE §7): spend in the request's transaction, refuse
+with ``rateLimited`` (RFC 8555 §6.7) naming the limit and when it frees up."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from certplane.policy.ratelimits.gcra import Limit
+from certplane.policy.ratelimits.limiter import spend
+from certplane.server.config import LimitsConfig, parse_rate
+from certplane.server.errors import AcmeProblem, ProblemType
+from certplane.server.storage.uow import TenantTx
+
+
+@dataclass(frozen=True)
+class RateLimits:
+    """The limits the ACME flow enforces; None turns one off."""
+
+    new_orders_per_account: Limit | None = None
+    new_accounts_per_tenant: Limit | None = None
+
+
+async def charge(tx: TenantTx, limit: Limit | None, subject: str, now: datetime) -> None:
+    """Spend one unit of ``limit`` for ``subject`` in ``tx``, or raise ``rateLimited`` (429)
+    with ``Retry-After``. The spend commits or rolls back with the request's transaction."""
+    if limit is None:
+        return
+    decision = await spend(tx.rate_buckets, limit, f"{limit.name}:{subject}", now)
+    if decision.allowed:
+        return
+    retry = max(1, math.ceil(decision.retry_in.total_seconds()))
+    free_at = (now + decision.retry_in).replace(microsecond=0).isoformat()
+    raise AcmeProblem(
+        ProblemType.RATE_LIMITED,
+        f"limit {limit.name} ({limit.count} per {_period(limit)}) reached; "
+        f"the next one is allowed at {free_at}",
+        retry_after=retry,
+    )
+
+
+def _period(limit: Limit) -> str:
+    seconds = int(limit.period.total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+def rate_limits(config: LimitsConfig) -> RateLimits:
+    """The limits of ``[limits]`` (already validated by the configuration loader)."""
+    return RateLimits(
+        new_orders_per_account=_limit("new-orders-per-account", config.new_orders_per_account),
+        new_accounts_per_tenant=_limit("new-accounts-per-tenant", config.new_accounts_per_tenant),
+    )
+
+
+def _limit(name: str, text: str) -> Limit | None:
+    parsed = parse_rate(text, name)
+    if parsed is None:
+        return None
+    count, seconds = parsed
+    return Limit(name, count=count, period=timedelta(seconds=seconds), burst=count)

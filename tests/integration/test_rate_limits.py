@@ -1,0 +1,61 @@
+"""Rate limits in the ACME flow: rateLimited (429) with Retry-After and a detail naming the limit
+and when it frees up; the buckets refill with time (a fake clock)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from cptest.jwsclient import ERR, RawClient
+from cptest.server import ServerThread, make_config, provision
+
+from certplane.server.clock import FakeClock
+from certplane.server.config import LimitsConfig
+
+
+@pytest.fixture(scope="module")
+def limited(backend, tmp_path_factory):
+    from cptest.databases import database_url
+
+    directory = tmp_path_factory.mktemp(f"limits-{backend}")
+    with database_url(backend, directory) as url:
+        limits = LimitsConfig(new_orders_per_account="3/1h", new_accounts_per_tenant="4/1h")
+        platform = provision(make_config(directory, url, limits=limits), {"open": False})
+        clock = FakeClock()
+        server = ServerThread(platform.config, clock=clock).start()
+        try:
+            yield platform, clock
+        finally:
+            server.stop()
+
+
+def test_new_orders_per_account(limited):
+    platform, clock = limited
+    client = RawClient(platform.directory("open"))
+    assert client.new_account().status_code == 201
+    assert [client.new_order(f"o{i}.limits.localhost").status_code for i in range(3)] == [201] * 3
+    refused = client.new_order("o4.limits.localhost")
+    assert refused.status_code == 429
+    body = refused.json()
+    assert body["type"] == ERR + "rateLimited" and body["status"] == 429
+    assert "new-orders-per-account (3 per 1h)" in body["detail"]
+    assert int(refused.headers["Retry-After"]) == 1200  # one unit frees up every 20 minutes
+    assert refused.headers["Replay-Nonce"]
+    other = RawClient(platform.directory("open"))
+    assert other.new_account().status_code == 201
+    assert other.new_order("other.limits.localhost").status_code == 201  # per account
+    clock.advance(timedelta(minutes=20))
+    assert client.new_order("o5.limits.localhost").status_code == 201
+
+
+def test_new_accounts_per_tenant(limited):
+    platform, clock = limited
+    clock.advance(timedelta(hours=2))  # a full bucket, whatever ran before
+    created = [RawClient(platform.directory("open")).new_account() for _ in range(5)]
+    assert [r.status_code for r in created] == [201] * 4 + [429]
+    assert created[-1].json()["type"] == ERR + "rateLimited"
+    # An existing account's key is not a new account: not limited.
+    client = RawClient(platform.directory("open"))
+    clock.advance(timedelta(minutes=15))
+    assert client.new_account().status_code == 201
+    assert client.new_account().status_code == 200
