@@ -43,6 +43,7 @@ from certplane.server.model import (
 )
 from certplane.server.ra.deps import RADeps
 from certplane.server.ra.issuers import IssuerRegistry
+from certplane.server.ra.limits import QUOTA_SUBJECT, charge, refund
 from certplane.server.ra.orders import OrderState, load_order_state
 from certplane.server.storage.scope import TenantScope
 from certplane.server.storage.uow import TenantTx
@@ -110,6 +111,8 @@ class IssuanceService:
         if state.status is not OrderStatus.READY:
             raise AcmeProblem(ProblemType.ORDER_NOT_READY, f"order is {state.status}, not ready")
         subject = _check_csr(csr_der, state.order, account_key)
+        # The tenant's certificate quota is spent with the finalize; given back if issuance fails.
+        await charge(tx, self._deps.limits.certificates_per_tenant, QUOTA_SUBJECT, now)
         moved = await tx.orders.transition(
             order_id, (OrderStatus.PENDING,), OrderStatus.PROCESSING, csr_der=csr_der
         )
@@ -284,9 +287,12 @@ class IssuanceService:
         error = AcmeProblem(ProblemType.SERVER_INTERNAL, f"issuance failed: {detail}").to_json()
         async with self._deps.uow.begin(scope) as tx:
             await tx.certificates.abandon_reserved(order_id)
-            await tx.orders.transition(
+            failed = await tx.orders.transition(
                 order_id, (OrderStatus.PROCESSING,), OrderStatus.INVALID, error=error
             )
+            if failed:  # the quota unit this order took at finalize comes back, once
+                now = self._deps.clock.now()
+                await refund(tx, self._deps.limits.certificates_per_tenant, QUOTA_SUBJECT, now)
             await tx.jobs.finish(job_id, "failed", detail)
             await tx.events.append(
                 EventType.FAILED,

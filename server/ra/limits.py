@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from certplane.policy.ratelimits.gcra import Limit
-from certplane.policy.ratelimits.limiter import spend
+from certplane.policy.ratelimits.limiter import give_back, spend
 from certplane.server.config import LimitsConfig, parse_rate
 from certplane.server.errors import AcmeProblem, ProblemType
 from certplane.server.storage.uow import TenantTx
@@ -20,6 +20,10 @@ class RateLimits:
 
     new_orders_per_account: Limit | None = None
     new_accounts_per_tenant: Limit | None = None
+    certificates_per_tenant: Limit | None = None
+
+
+QUOTA_SUBJECT = "tenant"
 
 
 async def charge(tx: TenantTx, limit: Limit | None, subject: str, now: datetime) -> None:
@@ -40,6 +44,14 @@ async def charge(tx: TenantTx, limit: Limit | None, subject: str, now: datetime)
     )
 
 
+async def refund(tx: TenantTx, limit: Limit | None, subject: str, now: datetime) -> None:
+    """Give one unit of ``limit`` back to ``subject`` (its operation failed after the spend
+    committed), in ``tx``."""
+    if limit is None:
+        return
+    await give_back(tx.rate_buckets, limit, f"{limit.name}:{subject}", now)
+
+
 def _period(limit: Limit) -> str:
     seconds = int(limit.period.total_seconds())
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
@@ -53,6 +65,7 @@ def rate_limits(config: LimitsConfig) -> RateLimits:
     return RateLimits(
         new_orders_per_account=_limit("new-orders-per-account", config.new_orders_per_account),
         new_accounts_per_tenant=_limit("new-accounts-per-tenant", config.new_accounts_per_tenant),
+        certificates_per_tenant=_limit("certificates-per-tenant", config.certificates_per_tenant),
     )
 
 

@@ -62,7 +62,10 @@ def make_config(
         ca=ca or CaConfig(),
         # Suites create hundreds of accounts and orders per tenant: limits are off unless a
         # test turns them on (tests/integration/test_rate_limits.py).
-        limits=limits or LimitsConfig(new_orders_per_account="", new_accounts_per_tenant=""),
+        limits=limits
+        or LimitsConfig(
+            new_orders_per_account="", new_accounts_per_tenant="", certificates_per_tenant=""
+        ),
         acme=acme
         or AcmeConfig(
             caa_identities=("certplane.test",), finalize_deadline_seconds=5, orders_page_size=2

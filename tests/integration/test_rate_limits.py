@@ -59,3 +59,62 @@ def test_new_accounts_per_tenant(limited):
     clock.advance(timedelta(minutes=15))
     assert client.new_account().status_code == 201
     assert client.new_account().status_code == 200
+
+
+@pytest.fixture(scope="module")
+def quota(backend, tmp_path_factory, http01, http01_port):
+    from cptest.databases import database_url
+
+    directory = tmp_path_factory.mktemp(f"quota-{backend}")
+    with database_url(backend, directory) as url:
+        limits = LimitsConfig(
+            new_orders_per_account="", new_accounts_per_tenant="", certificates_per_tenant="10/1d"
+        )
+        config = make_config(directory, url, http01_port=http01_port, limits=limits)
+        platform = provision(config, {"open": False})
+        server = ServerThread(platform.config).start()
+        try:
+            yield platform, server
+        finally:
+            server.stop()
+
+
+def test_quota_race_gives_exactly_the_remaining_certificates(quota, http01):
+    """Fifty concurrent finalizes against a quota of ten: exactly ten certificates, forty
+    rateLimited answers with Retry-After, orders of the refused still ready."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from cptest.csr import csr_der
+    from cptest.jwsclient import b64
+
+    platform, server = quota
+    client = RawClient(platform.directory("open"))
+    assert client.new_account().status_code == 201
+    orders = []
+    for i in range(50):
+        response = client.new_order(f"q{i}.quota.localhost")
+        order = {**response.json(), "url": response.headers["Location"]}
+        authz = client.post(order["authorizations"][0]).json()
+        chall = next(c for c in authz["challenges"] if c["type"] == "http-01")
+        http01.tokens[chall["token"]] = client.key_authorization(chall["token"])
+        client.post(chall["url"], {})
+        orders.append(order)
+    server.drain()
+
+    def finalize(order):
+        names = [i["value"] for i in order["identifiers"]]
+        return RawClient(client.directory_url, key=client.key, kid=client.kid).post(
+            order["finalize"], {"csr": b64(csr_der(names))}
+        )
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        responses = list(pool.map(finalize, orders))
+    server.drain()
+    statuses = sorted(r.status_code for r in responses)
+    assert statuses.count(200) == 10 and statuses.count(429) == 40, statuses
+    refused = [r for r in responses if r.status_code == 429]
+    assert all(
+        r.json()["type"] == ERR + "rateLimited" and r.headers["Retry-After"] for r in refused
+    )
+    states = [client.post(o["url"]).json()["status"] for o in orders]
+    assert states.count("valid") == 10 and states.count("ready") == 40
