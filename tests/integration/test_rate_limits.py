@@ -118,3 +118,39 @@ def test_quota_race_gives_exactly_the_remaining_certificates(quota, http01):
     )
     states = [client.post(o["url"]).json()["status"] for o in orders]
     assert states.count("valid") == 10 and states.count("ready") == 40
+
+
+def test_a_failed_issuance_gives_its_quota_unit_back(quota, http01):
+    """Ten orders whose issuance the CA refuses (outside the issuer's name constraints) end
+    invalid and give their units back; ten good orders after them still fit the quota."""
+    from cptest.csr import csr_der
+    from cptest.jwsclient import b64
+
+    from certplane.ca.keys.api import KeyAlgorithm
+    from certplane.server.ra.provisioning import IssuerSpec
+
+    platform, server = quota
+    spec = IssuerSpec(KeyAlgorithm.EC_P256, permitted_dns_names=("in.narrow.localhost",))
+    server.call(
+        lambda: server.provisioner().create_tenant("narrow", "N", eab_required=False, spec=spec)
+    )
+    client = RawClient(platform.directory("narrow"))
+    assert client.new_account().status_code == 201
+
+    def finalized(name: str) -> str:
+        response = client.new_order(name)
+        order = {**response.json(), "url": response.headers["Location"]}
+        authz = client.post(order["authorizations"][0]).json()
+        chall = next(c for c in authz["challenges"] if c["type"] == "http-01")
+        http01.tokens[chall["token"]] = client.key_authorization(chall["token"])
+        client.post(chall["url"], {})
+        server.drain()
+        answer = client.post(order["finalize"], {"csr": b64(csr_der([name]))})
+        assert answer.status_code == 200, answer.text
+        server.drain()
+        return client.post(order["url"]).json()["status"]
+
+    assert [finalized(f"o{i}.out.narrow.localhost") for i in range(10)] == ["invalid"] * 10
+    assert [finalized(f"o{i}.in.narrow.localhost") for i in range(10)] == ["valid"] * 10
+    with pytest.raises(AssertionError, match="rateLimited"):
+        finalized("eleventh.in.narrow.localhost")  # the quota is spent now
