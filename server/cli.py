@@ -107,6 +107,10 @@ def _tenant_parsers(sub: Any) -> None:
     on_off = {"choices": ("on", "off"), "default": None}
     settings.add_argument("--aia-ocsp", help="OCSP URL in new leaves", **on_off)
     settings.add_argument("--aia-ca-issuers", help="caIssuers URL in new leaves", **on_off)
+    settings.add_argument(
+        "--limit", action="append", default=[], metavar="NAME=RATE",
+        help="override a rate limit for this tenant: RATE is COUNT/PERIOD, off, or default",
+    )  # fmt: skip
     for action in ("show", "suspend", "activate"):
         tenant.add_parser(action, help=f"{action} a tenant").add_argument("slug")
 
@@ -136,7 +140,7 @@ COMMANDS: dict[tuple[str, str | None], Command] = {
     ("ca", "ocsp-responder"): lambda ops, a: ops.ca_ocsp_responder(
         a.tenant, a.issuer, None if a.remove else a.days
     ),
-    ("tenant", "set"): lambda ops, a: ops.tenant_set(a.slug, a.aia_ocsp, a.aia_ca_issuers),
+    ("tenant", "set"): lambda ops, a: ops.tenant_set(a.slug, a.aia_ocsp, a.aia_ca_issuers, a.limit),
     ("tenant", "create"): lambda ops, a: ops.tenant_create(a),
     ("tenant", "list"): lambda ops, a: ops.tenant_list(),
     ("tenant", "show"): lambda ops, a: ops.tenant_show(a.slug),

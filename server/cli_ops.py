@@ -47,6 +47,7 @@ def _tenant_json(tenant: Tenant, base_url: str) -> dict[str, Any]:
         "created_at": tenant.created_at.isoformat(),
         "aia_ocsp": tenant.aia_ocsp,
         "aia_ca_issuers": tenant.aia_ca_issuers,
+        "limit_overrides": dict(tenant.limit_overrides),
     }
 
 
@@ -80,6 +81,14 @@ def _not_after(pem: str | None) -> str | None:
     if pem is None:
         return None
     return x509.load_pem_x509_certificate(pem.encode()).not_valid_after_utc.isoformat()
+
+
+def _limit_change(item: str) -> tuple[str, str | None]:
+    """ "NAME=RATE" -> (name, rate): "off" -> "" (off for the tenant), "default" -> None."""
+    name, sep, rate = item.partition("=")
+    if not sep or not name:
+        raise OutputError(f"--limit expects NAME=RATE, got {item!r}")
+    return name, {"off": "", "default": None}.get(rate, rate)
 
 
 def _on(flag: bool) -> str:
@@ -229,17 +238,24 @@ class Operations:
         state = f"until {data['ocsp_responder_until']}" if days else "removed"
         return self._out(f"issuer {record.id}: delegated OCSP responder {state}", data)
 
-    async def tenant_set(self, slug: str, ocsp: str | None, ca_issuers: str | None) -> Any:
+    async def tenant_set(
+        self, slug: str, ocsp: str | None, ca_issuers: str | None, limits: list[str]
+    ) -> Any:
+        changes = dict(_limit_change(item) for item in limits)
         async with self._provisioner() as prov:
             tenant = await prov.set_tenant_aia(
                 slug,
                 ocsp=None if ocsp is None else ocsp == "on",
                 ca_issuers=None if ca_issuers is None else ca_issuers == "on",
             )
+            if changes:
+                tenant = await prov.set_tenant_limits(slug, changes)
         data = _tenant_json(tenant, self.config.server.base_url)
+        overrides = ", ".join(f"{k}={v or 'off'}" for k, v in tenant.limit_overrides.items())
         return self._out(
             f"tenant {slug}: AIA OCSP {_on(tenant.aia_ocsp)}, "
-            f"caIssuers {_on(tenant.aia_ca_issuers)} (for new certificates)",
+            f"caIssuers {_on(tenant.aia_ca_issuers)} (for new certificates); "
+            f"limit overrides: {overrides or 'none'}",
             data,
         )
 

@@ -7,8 +7,8 @@ functions below, which every reader uses.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -148,6 +148,9 @@ class Tenant:
     # RFC 5280 §4.2.2.1: whether leaves carry the OCSP responder and caIssuers URLs.
     aia_ocsp: bool = True
     aia_ca_issuers: bool = True
+    # Rate limits of this tenant that differ from the configuration: name -> "COUNT/PERIOD"
+    # ("" turns the limit off for the tenant).
+    limit_overrides: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

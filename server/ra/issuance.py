@@ -112,7 +112,8 @@ class IssuanceService:
             raise AcmeProblem(ProblemType.ORDER_NOT_READY, f"order is {state.status}, not ready")
         subject = _check_csr(csr_der, state.order, account_key)
         # The tenant's certificate quota is spent with the finalize; given back if issuance fails.
-        await charge(tx, self._deps.limits.certificates_per_tenant, QUOTA_SUBJECT, now)
+        quota = self._deps.limits.for_tenant(tenant).certificates_per_tenant
+        await charge(tx, quota, QUOTA_SUBJECT, now)
         moved = await tx.orders.transition(
             order_id, (OrderStatus.PENDING,), OrderStatus.PROCESSING, csr_der=csr_der
         )
@@ -291,8 +292,9 @@ class IssuanceService:
                 order_id, (OrderStatus.PROCESSING,), OrderStatus.INVALID, error=error
             )
             if failed:  # the quota unit this order took at finalize comes back, once
-                now = self._deps.clock.now()
-                await refund(tx, self._deps.limits.certificates_per_tenant, QUOTA_SUBJECT, now)
+                tenant = await self._deps.uow.tenants.by_slug(scope.slug)
+                quota = self._deps.limits.for_tenant(tenant).certificates_per_tenant
+                await refund(tx, quota, QUOTA_SUBJECT, self._deps.clock.now())
             await tx.jobs.finish(job_id, "failed", detail)
             await tx.events.append(
                 EventType.FAILED,

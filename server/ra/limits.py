@@ -3,6 +3,7 @@ with ``rateLimited`` (RFC 8555 §6.7) naming the limit and when it frees up."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -11,7 +12,15 @@ from certplane.policy.ratelimits.gcra import Limit
 from certplane.policy.ratelimits.limiter import give_back, spend
 from certplane.server.config import LimitsConfig, parse_rate
 from certplane.server.errors import AcmeProblem, ProblemType
+from certplane.server.model import Tenant
 from certplane.server.storage.uow import TenantTx
+
+# Each enforced limit: its name (in problem details, bucket keys and tenant overrides) by field.
+LIMIT_NAMES = {
+    "new_orders_per_account": "new-orders-per-account",
+    "new_accounts_per_tenant": "new-accounts-per-tenant",
+    "certificates_per_tenant": "certificates-per-tenant",
+}
 
 
 @dataclass(frozen=True)
@@ -21,6 +30,18 @@ class RateLimits:
     new_orders_per_account: Limit | None = None
     new_accounts_per_tenant: Limit | None = None
     certificates_per_tenant: Limit | None = None
+
+    def for_tenant(self, tenant: Tenant | None) -> RateLimits:
+        """These limits with the tenant's overrides applied (its plan, its deal)."""
+        overrides = tenant.limit_overrides if tenant is not None else {}
+        if not overrides:
+            return self
+        changes = {
+            field_name: _limit(name, overrides[name])
+            for field_name, name in LIMIT_NAMES.items()
+            if name in overrides
+        }
+        return dataclasses.replace(self, **changes)
 
 
 QUOTA_SUBJECT = "tenant"
@@ -63,9 +84,10 @@ def _period(limit: Limit) -> str:
 def rate_limits(config: LimitsConfig) -> RateLimits:
     """The limits of ``[limits]`` (already validated by the configuration loader)."""
     return RateLimits(
-        new_orders_per_account=_limit("new-orders-per-account", config.new_orders_per_account),
-        new_accounts_per_tenant=_limit("new-accounts-per-tenant", config.new_accounts_per_tenant),
-        certificates_per_tenant=_limit("certificates-per-tenant", config.certificates_per_tenant),
+        **{
+            field_name: _limit(name, getattr(config, field_name))
+            for field_name, name in LIMIT_NAMES.items()
+        }
     )
 
 

@@ -73,7 +73,7 @@ class OrderService:
             raise AcmeProblem(ProblemType.UNAUTHORIZED, "this tenant is suspended: no new orders")
         identifiers = self._identifiers(payload)
         _refuse_validity_window(payload)
-        limit = self._deps.limits.new_orders_per_account
+        limit = self._deps.limits.for_tenant(tenant).new_orders_per_account
         await charge(tx, limit, f"account:{account.id}", self._deps.clock.now())
         order = await self._create(tx, account, identifiers)
         return OrderState(order, order.stored_status)

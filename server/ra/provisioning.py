@@ -12,7 +12,7 @@ import dataclasses
 import ipaddress
 import re
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -43,7 +43,7 @@ from certplane.ca.keys.envelope import MasterKey, seal
 from certplane.ca.keys.pkcs11_uri import parse_pkcs11_uri
 from certplane.ca.keys.software import generate_private_key
 from certplane.server.clock import Clock
-from certplane.server.config import CaConfig
+from certplane.server.config import CaConfig, ConfigError, parse_rate
 from certplane.server.model import (
     EabKey,
     EventType,
@@ -54,6 +54,7 @@ from certplane.server.model import (
     TenantStatus,
 )
 from certplane.server.ra.accounts import eab_context
+from certplane.server.ra.limits import LIMIT_NAMES
 from certplane.server.storage.scope import TenantScope, new_id
 from certplane.server.storage.uow import ProvisioningTx, TenantTx, UnitOfWork
 
@@ -449,6 +450,28 @@ class Provisioner:
                 aia_ocsp=new_ocsp,
                 aia_ca_issuers=new_ca_issuers,
             )
+        return await self.tenant(slug)
+
+    async def set_tenant_limits(self, slug: str, changes: Mapping[str, str | None]) -> Tenant:
+        """Override rate limits for one tenant: name -> "COUNT/PERIOD", "" (off for this
+        tenant) or None (back to the configuration)."""
+        tenant = await self.tenant(slug)
+        overrides = dict(tenant.limit_overrides)
+        for name, rate in changes.items():
+            if name not in LIMIT_NAMES.values():
+                known = ", ".join(sorted(LIMIT_NAMES.values()))
+                raise ProvisioningError(f"unknown limit {name!r} (known: {known})")
+            if rate is None:
+                overrides.pop(name, None)
+                continue
+            try:
+                parse_rate(rate, name)
+            except ConfigError as exc:
+                raise ProvisioningError(str(exc)) from None
+            overrides[name] = rate
+        async with self._uow.provisioning() as ptx:
+            await ptx.platform.set_tenant_limits(tenant.id, overrides)
+            await self._tenant_event(ptx, tenant, EventType.TENANT_UPDATED, limits=overrides)
         return await self.tenant(slug)
 
     async def _retire(self, tx: TenantTx, issuer_id: str, *, replaced_by: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -24,6 +25,7 @@ def _tenant(row: Mapping[str, Any]) -> Tenant:
         created_at=row["created_at"],
         aia_ocsp=bool(row["aia_ocsp"]),
         aia_ca_issuers=bool(row["aia_ca_issuers"]),
+        limit_overrides=json.loads(row["limit_overrides"]),
     )
 
 
@@ -70,6 +72,14 @@ class PlatformRepo:
             update(t.tenants)
             .where(t.tenants.c.id == tenant_id)
             .values(aia_ocsp=ocsp, aia_ca_issuers=ca_issuers)
+        )
+        await self._conn.execute(stmt)
+
+    async def set_tenant_limits(self, tenant_id: str, overrides: Mapping[str, str]) -> None:
+        stmt = (
+            update(t.tenants)
+            .where(t.tenants.c.id == tenant_id)
+            .values(limit_overrides=json.dumps(dict(sorted(overrides.items()))))
         )
         await self._conn.execute(stmt)
 

@@ -77,6 +77,8 @@ tenants = Table(
     # What the tenant's leaves carry in AIA (RFC 5280 §4.2.2.1): the OCSP responder, caIssuers.
     Column("aia_ocsp", Boolean, nullable=False, server_default=true()),
     Column("aia_ca_issuers", Boolean, nullable=False, server_default=true()),
+    # Per-tenant rate limit overrides: JSON {limit name: "COUNT/PERIOD" or "" for off}.
+    Column("limit_overrides", Text, nullable=False, server_default="{}"),
 )
 
 platform_cas = Table(

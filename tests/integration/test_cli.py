@@ -175,5 +175,15 @@ def test_tenant_cas_from_the_command_line(sqlite_cli, tmp_path):
     assert json.loads(removed)["ocsp_responder_until"] is None
     settings = json.loads(cli("--json", "tenant", "set", "shop", "--aia-ocsp", "off").stdout)
     assert settings["aia_ocsp"] is False and settings["aia_ca_issuers"] is True
+    limited = cli("--json", "tenant", "set", "shop", "--limit", "certificates-per-tenant=100/1d",
+                  "--limit", "new-orders-per-account=off").stdout  # fmt: skip
+    assert json.loads(limited)["limit_overrides"] == {
+        "certificates-per-tenant": "100/1d",
+        "new-orders-per-account": "",
+    }
+    reset = cli("--json", "tenant", "set", "shop", "--limit", "new-orders-per-account=default")
+    assert json.loads(reset.stdout)["limit_overrides"] == {"certificates-per-tenant": "100/1d"}
+    bad = cli("tenant", "set", "shop", "--limit", "bogus=1/1h", check=False)
+    assert bad.returncode == 1 and "unknown limit 'bogus'" in bad.stderr
     unknown = cli("ca", "create", "shop", "--algorithm", "dsa-1024", check=False)
     assert unknown.returncode == 1 and "unknown key algorithm" in unknown.stderr

@@ -24,13 +24,13 @@ def limited(backend, tmp_path_factory):
         clock = FakeClock()
         server = ServerThread(platform.config, clock=clock).start()
         try:
-            yield platform, clock
+            yield platform, clock, server
         finally:
             server.stop()
 
 
 def test_new_orders_per_account(limited):
-    platform, clock = limited
+    platform, clock, _ = limited
     client = RawClient(platform.directory("open"))
     assert client.new_account().status_code == 201
     assert [client.new_order(f"o{i}.limits.localhost").status_code for i in range(3)] == [201] * 3
@@ -49,7 +49,7 @@ def test_new_orders_per_account(limited):
 
 
 def test_new_accounts_per_tenant(limited):
-    platform, clock = limited
+    platform, clock, _ = limited
     clock.advance(timedelta(hours=2))  # a full bucket, whatever ran before
     created = [RawClient(platform.directory("open")).new_account() for _ in range(5)]
     assert [r.status_code for r in created] == [201] * 4 + [429]
@@ -154,3 +154,30 @@ def test_a_failed_issuance_gives_its_quota_unit_back(quota, http01):
     assert [finalized(f"o{i}.in.narrow.localhost") for i in range(10)] == ["valid"] * 10
     with pytest.raises(AssertionError, match="rateLimited"):
         finalized("eleventh.in.narrow.localhost")  # the quota is spent now
+
+
+def test_a_tenant_override_replaces_the_configured_limit(limited):
+    """Per-tenant overrides (a plan, a deal): tighter, off, then back to the configuration."""
+    from certplane.server.ra.provisioning import ProvisioningError
+
+    platform, clock, server = limited
+
+    def set_limits(changes):
+        return server.call(lambda: server.provisioner().set_tenant_limits("open", changes))
+
+    clock.advance(timedelta(hours=2))
+    tenant = set_limits({"new-orders-per-account": "1/1h"})
+    assert tenant.limit_overrides == {"new-orders-per-account": "1/1h"}
+    client = RawClient(platform.directory("open"))
+    assert client.new_account().status_code == 201
+    assert client.new_order("first.override.localhost").status_code == 201
+    refused = client.new_order("second.override.localhost")
+    assert refused.status_code == 429 and "(1 per 1h)" in refused.json()["detail"]
+    set_limits({"new-orders-per-account": ""})  # off for this tenant
+    assert all(client.new_order(f"n{i}.override.localhost").status_code == 201 for i in range(5))
+    set_limits({"new-orders-per-account": None})  # back to the configuration (3/1h, spent)
+    assert client.new_order("back.override.localhost").status_code == 429
+    with pytest.raises(ProvisioningError, match="unknown limit"):
+        set_limits({"orders-per-year": "1/1d"})
+    with pytest.raises(ProvisioningError, match="COUNT/PERIOD"):
+        set_limits({"new-orders-per-account": "lots"})
