@@ -103,6 +103,7 @@ class LimitsConfig:
 
     new_orders_per_account: str = "300/3h"
     new_accounts_per_tenant: str = "500/3h"
+    new_accounts_per_ip: str = "50/3h"
     # A tenant quota: certificates issued per period (spent at finalize, refunded on failure).
     certificates_per_tenant: str = ""
 
@@ -285,7 +286,12 @@ def validate(config: Config) -> None:
     if not 0 <= config.server.tenant_cache_seconds <= 60:
         raise ConfigError("server.tenant_cache_seconds: expected 0..60 seconds")
     _check_keystore(config.keystore)
-    for name in ("new_orders_per_account", "new_accounts_per_tenant", "certificates_per_tenant"):
+    for name in (
+        "new_orders_per_account",
+        "new_accounts_per_tenant",
+        "new_accounts_per_ip",
+        "certificates_per_tenant",
+    ):
         parse_rate(getattr(config.limits, name), f"limits.{name}")
     if config.ca.issuance_deadline_seconds <= 0 or config.ca.issuance_retry_first_seconds <= 0:
         raise ConfigError("ca.issuance_deadline_seconds, ca.issuance_retry_*: expected > 0")

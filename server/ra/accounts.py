@@ -13,7 +13,7 @@ from certplane.server.errors import AcmeProblem, ProblemType, malformed
 from certplane.server.model import Account, AccountStatus, EabStatus, EventType, Tenant
 from certplane.server.ra.contacts import parse_contacts
 from certplane.server.ra.deps import RADeps
-from certplane.server.ra.limits import charge
+from certplane.server.ra.limits import charge, ip_subject
 from certplane.server.storage.scope import TenantScope
 from certplane.server.storage.uow import TenantTx
 
@@ -43,6 +43,8 @@ class NewAccountRequest:
     terms_agreed: bool
     only_return_existing: bool
     eab: EabClaim | None
+    # The client's address as the server saw it (None when unknown), for per-IP limits.
+    client_ip: str | None = None
 
 
 class AccountService:
@@ -70,9 +72,10 @@ class AccountService:
                 ProblemType.EXTERNAL_ACCOUNT_REQUIRED,
                 "this tenant requires an externalAccountBinding",
             )
-        await charge(
-            tx, self._deps.limits.new_accounts_per_tenant, "tenant", self._deps.clock.now()
-        )
+        limits, now = self._deps.limits.for_tenant(tenant), self._deps.clock.now()
+        await charge(tx, limits.new_accounts_per_tenant, "tenant", now)
+        if req.client_ip is not None:
+            await charge(tx, limits.new_accounts_per_ip, ip_subject(req.client_ip), now)
         if req.eab is not None:
             await self._check_eab(tx, tx.scope, req.eab)
         account = await self._create(tx, req)

@@ -4,6 +4,7 @@ with ``rateLimited`` (RFC 8555 §6.7) naming the limit and when it frees up."""
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -20,6 +21,7 @@ LIMIT_NAMES = {
     "new_orders_per_account": "new-orders-per-account",
     "new_accounts_per_tenant": "new-accounts-per-tenant",
     "certificates_per_tenant": "certificates-per-tenant",
+    "new_accounts_per_ip": "new-accounts-per-ip",
 }
 
 
@@ -30,6 +32,7 @@ class RateLimits:
     new_orders_per_account: Limit | None = None
     new_accounts_per_tenant: Limit | None = None
     certificates_per_tenant: Limit | None = None
+    new_accounts_per_ip: Limit | None = None
 
     def for_tenant(self, tenant: Tenant | None) -> RateLimits:
         """These limits with the tenant's overrides applied (its plan, its deal)."""
@@ -71,6 +74,18 @@ async def refund(tx: TenantTx, limit: Limit | None, subject: str, now: datetime)
     if limit is None:
         return
     await give_back(tx.rate_buckets, limit, f"{limit.name}:{subject}", now)
+
+
+def ip_subject(address: str) -> str:
+    """The bucket subject of a client address: the IPv4 address, or the IPv6 /64 it is in
+    (one subscriber commonly holds a whole /64)."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return f"ip:{address}"
+    if isinstance(ip, ipaddress.IPv6Address):
+        return f"ip:{ipaddress.ip_network(f'{ip}/64', strict=False)}"
+    return f"ip:{ip}"
 
 
 def _period(limit: Limit) -> str:

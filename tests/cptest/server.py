@@ -64,7 +64,10 @@ def make_config(
         # test turns them on (tests/integration/test_rate_limits.py).
         limits=limits
         or LimitsConfig(
-            new_orders_per_account="", new_accounts_per_tenant="", certificates_per_tenant=""
+            new_orders_per_account="",
+            new_accounts_per_tenant="",
+            new_accounts_per_ip="",
+            certificates_per_tenant="",
         ),
         acme=acme
         or AcmeConfig(

@@ -19,7 +19,11 @@ def limited(backend, tmp_path_factory):
 
     directory = tmp_path_factory.mktemp(f"limits-{backend}")
     with database_url(backend, directory) as url:
-        limits = LimitsConfig(new_orders_per_account="3/1h", new_accounts_per_tenant="4/1h")
+        limits = LimitsConfig(
+            new_orders_per_account="3/1h",
+            new_accounts_per_tenant="4/1h",
+            new_accounts_per_ip="6/1h",
+        )
         platform = provision(make_config(directory, url, limits=limits), {"open": False})
         clock = FakeClock()
         server = ServerThread(platform.config, clock=clock).start()
@@ -181,3 +185,37 @@ def test_a_tenant_override_replaces_the_configured_limit(limited):
         set_limits({"orders-per-year": "1/1d"})
     with pytest.raises(ProvisioningError, match="COUNT/PERIOD"):
         set_limits({"new-orders-per-account": "lots"})
+
+
+def test_new_accounts_per_client_ip(limited):
+    """Per client address (here 127.0.0.1), beside the tenant-wide limit (off for this test)."""
+    platform, clock, server = limited
+    clock.advance(timedelta(hours=2))
+    server.call(
+        lambda: server.provisioner().set_tenant_limits("open", {"new-accounts-per-tenant": ""})
+    )
+    try:
+        created = [RawClient(platform.directory("open")).new_account() for _ in range(7)]
+        assert [r.status_code for r in created] == [201] * 6 + [429], [r.text for r in created]
+        assert "new-accounts-per-ip (6 per 1h)" in created[-1].json()["detail"]
+    finally:
+        server.call(
+            lambda: server.provisioner().set_tenant_limits(
+                "open", {"new-accounts-per-tenant": None}
+            )
+        )
+
+
+@pytest.mark.parametrize(
+    ("address", "subject"),
+    [
+        ("192.0.2.7", "ip:192.0.2.7"),
+        ("2001:db8:1:2:3:4:5:6", "ip:2001:db8:1:2::/64"),
+        ("2001:db8:1:2::9", "ip:2001:db8:1:2::/64"),
+        ("not-an-address", "ip:not-an-address"),
+    ],
+)
+def test_ip_subjects_group_ipv6_by_slash_64(address, subject):
+    from certplane.server.ra.limits import ip_subject
+
+    assert ip_subject(address) == subject

@@ -42,6 +42,7 @@ async def new_account(request: web.Request) -> web.Response:
             terms_agreed=_optional_bool(payload, "termsOfServiceAgreed"),
             only_return_existing=_optional_bool(payload, "onlyReturnExisting"),
             eab=_eab_claim(payload, post.url, post.jws.jwk or jwk),
+            client_ip=request.remote,
         )
         account, created = await svc.accounts.new_account(post.tx, ctx.tenant, req)
         return acme_json(
