@@ -35,7 +35,6 @@ class CrlDocument:
     this_update: datetime
     next_update: datetime
     fingerprint: tuple[tuple[str, datetime, int], ...]
-    number: int
 
 
 class CrlService:
@@ -81,7 +80,7 @@ class CrlService:
                 status=503,
                 retry_after=30,
             ) from None
-        document = CrlDocument(der, this_update, this_update + VALIDITY, revoked, number)
+        document = CrlDocument(der, this_update, this_update + VALIDITY, revoked)
         self._cache[key] = document
         return document
 

@@ -18,6 +18,7 @@ from pathlib import Path
 import pkcs11
 import pytest
 from cptest.csr import csr_der
+from cptest.flows import answered_order
 from cptest.jwsclient import RawClient, b64
 from cptest.server import Platform, ServerThread, make_config, provision
 from cptest.softhsm import session_softhsm
@@ -97,12 +98,7 @@ def server(platform, clock, tokens) -> Iterator[ServerThread]:
 def ready(server, platform, http01, slug: str = SHARED) -> tuple[RawClient, dict]:
     client = RawClient(platform.directory(slug))
     assert client.new_account().status_code == 201
-    response = client.new_order(f"hsm-{secrets.token_hex(4)}.{slug}.localhost")
-    order = {**response.json(), "url": response.headers["Location"]}
-    authz = client.post(order["authorizations"][0]).json()
-    chall = next(c for c in authz["challenges"] if c["type"] == "http-01")
-    http01.tokens[chall["token"]] = client.key_authorization(chall["token"])
-    client.post(chall["url"], {})
+    order = answered_order(client, http01, f"hsm-{secrets.token_hex(4)}.{slug}.localhost")
     server.drain()
     return client, order
 

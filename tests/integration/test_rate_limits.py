@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from cptest.flows import answered_order
 from cptest.jwsclient import ERR, RawClient
 from cptest.server import ServerThread, make_config, provision
 
@@ -94,15 +95,7 @@ def test_quota_race_gives_exactly_the_remaining_certificates(quota, http01):
     platform, server = quota
     client = RawClient(platform.directory("open"))
     assert client.new_account().status_code == 201
-    orders = []
-    for i in range(50):
-        response = client.new_order(f"q{i}.quota.localhost")
-        order = {**response.json(), "url": response.headers["Location"]}
-        authz = client.post(order["authorizations"][0]).json()
-        chall = next(c for c in authz["challenges"] if c["type"] == "http-01")
-        http01.tokens[chall["token"]] = client.key_authorization(chall["token"])
-        client.post(chall["url"], {})
-        orders.append(order)
+    orders = [answered_order(client, http01, f"q{i}.quota.localhost") for i in range(50)]
     server.drain()
 
     def finalize(order):
@@ -142,12 +135,7 @@ def test_a_failed_issuance_gives_its_quota_unit_back(quota, http01):
     assert client.new_account().status_code == 201
 
     def finalized(name: str) -> str:
-        response = client.new_order(name)
-        order = {**response.json(), "url": response.headers["Location"]}
-        authz = client.post(order["authorizations"][0]).json()
-        chall = next(c for c in authz["challenges"] if c["type"] == "http-01")
-        http01.tokens[chall["token"]] = client.key_authorization(chall["token"])
-        client.post(chall["url"], {})
+        order = answered_order(client, http01, name)
         server.drain()
         answer = client.post(order["finalize"], {"csr": b64(csr_der([name]))})
         assert answer.status_code == 200, answer.text
