@@ -14,11 +14,16 @@ from datetime import timedelta
 from aiohttp import web
 
 from certplane.ca.keys.envelope import MasterKey
+from certplane.policy.ratelimits.gcra import Limit
+from certplane.server.admin.app import PREFIX, create_admin_app, unrouted_middleware
+from certplane.server.admin.services import AdminServices
 from certplane.server.clock import Clock, SystemClock
-from certplane.server.config import Config, parse_host_port
+from certplane.server.config import Config, parse_host_port, parse_rate
+from certplane.server.jobs.webhooks import WebhookSender
 from certplane.server.jobs.worker import Worker
 from certplane.server.keystores import build_keystore
 from certplane.server.ra.accounts import AccountService
+from certplane.server.ra.approvals import ApprovalService
 from certplane.server.ra.authorizations import AuthorizationService
 from certplane.server.ra.crls import CrlService
 from certplane.server.ra.deps import AcmeSettings, BackgroundTasks, RADeps
@@ -27,6 +32,8 @@ from certplane.server.ra.issuers import IssuerRegistry
 from certplane.server.ra.limits import rate_limits
 from certplane.server.ra.ocsp import OcspService
 from certplane.server.ra.orders import OrderService
+from certplane.server.ra.policies import PolicyService
+from certplane.server.ra.provisioning import Provisioner
 from certplane.server.ra.revocation import RevocationService
 from certplane.server.storage.db import Database
 from certplane.server.storage.scope import TenantScope
@@ -35,6 +42,7 @@ from certplane.server.va.api import NetworkPolicy, Resolver
 from certplane.server.va.authority import ValidationAuthority
 from certplane.server.va.localhost import LocalhostResolver
 from certplane.server.va.resolver import DnsResolver
+from certplane.server.wfe.client_address import TrustedProxies
 from certplane.server.wfe.context import SERVICES, Services
 from certplane.server.wfe.hostile import NonceRejecter
 from certplane.server.wfe.links import Links
@@ -46,6 +54,8 @@ log = logging.getLogger(__name__)
 
 WORKER = web.AppKey("worker", Worker)
 DATABASE = web.AppKey("database", Database)
+# The management API application (mounted at /api/v1 of the ACME listener, or of its own).
+ADMIN_APP = web.AppKey("admin_app", web.Application)
 
 
 def load_master_key(config: Config) -> MasterKey:
@@ -79,8 +89,13 @@ def _nonce_secret(master: MasterKey) -> bytes:
 
 
 def build_services(
-    config: Config, db: Database, *, clock: Clock | None = None, resolver: Resolver | None = None
-) -> tuple[Services, Worker]:
+    config: Config,
+    db: Database,
+    *,
+    clock: Clock | None = None,
+    resolver: Resolver | None = None,
+    check_responses: bool = False,
+) -> tuple[Services, Worker, AdminServices]:
     """Every collaborator, built once; tests pass a fake clock or resolver."""
     clock = clock or SystemClock()
     master = load_master_key(config)
@@ -91,6 +106,7 @@ def build_services(
         log.warning("validation override: %s", line)
     va = ValidationAuthority(resolver or _resolver(config, policy), policy)
     tasks = BackgroundTasks()
+    policies = PolicyService(uow, config.policy.cel_time_limit_seconds)
     deps = RADeps(
         uow=uow,
         clock=clock,
@@ -98,6 +114,7 @@ def build_services(
         master_key=master,
         account_uri=lambda scope, account_id: Links(base, scope.slug).account(account_id),
         tasks=tasks,
+        policies=policies,
         limits=rate_limits(config.limits),
     )
     crl_for = functools.partial(crl_url, base)
@@ -126,9 +143,44 @@ def build_services(
         ocsp=OcspService(deps, issuers),
         tasks=tasks,
         keystore=keystore,
+        policies=policies,
         nonce_rejecter=NonceRejecter(config.testing.nonce_reject_percent),
+        trusted_proxies=TrustedProxies.parse(config.server.trusted_proxies),
     )
-    return services, Worker(db, clock, authzs, issuance)
+    approvals = ApprovalService(deps, issuance, policies)
+    webhooks = WebhookSender(
+        uow,
+        clock,
+        master,
+        [ipaddress.ip_network(n, strict=False) for n in config.webhooks.allowed_networks],
+        config.webhooks.timeout_seconds,
+    )
+    admin = AdminServices(
+        config=config,
+        uow=uow,
+        clock=clock,
+        master_key=master,
+        provisioner=Provisioner(
+            uow, keystore, master, config.ca, clock, tiers=config.limits.tiers.keys()
+        ),
+        policies=policies,
+        approvals=approvals,
+        accounts=services.accounts,
+        limits=deps.limits,
+        call_limit=_call_limit(config),
+        token_lifetime=timedelta(days=config.api.token_lifetime_days),
+        idempotency_window=timedelta(hours=config.api.idempotency_hours),
+        check_responses=check_responses,
+    )
+    return services, Worker(db, clock, authzs, issuance, approvals, webhooks), admin
+
+
+def _call_limit(config: Config) -> Limit | None:
+    parsed = parse_rate(config.api.calls_per_token, "api.calls_per_token")
+    if parsed is None:
+        return None
+    count, seconds = parsed
+    return Limit("api-calls-per-token", count, timedelta(seconds=seconds), count)
 
 
 def ca_issuers_url(base_url: str, scope: TenantScope, issuer_id: str) -> str:
@@ -149,21 +201,39 @@ def create_app(
     clock: Clock | None = None,
     resolver: Resolver | None = None,
     run_worker: bool | None = None,
+    check_responses: bool = False,
 ) -> web.Application:
+    """The ACME application; the management API is ``app[ADMIN_APP]``, mounted here at
+    ``/api/v1`` when ``api.share_acme_listener`` is set (else served by ``api_listener_app``)."""
     app = web.Application(
         middlewares=[request_middleware, tenant_middleware],
         client_max_size=config.server.max_body_bytes,
     )
     db = Database(config.database.url, echo=config.database.echo)
-    services, worker = build_services(config, db, clock=clock, resolver=resolver)
+    services, worker, admin = build_services(
+        config, db, clock=clock, resolver=resolver, check_responses=check_responses
+    )
     app[SERVICES] = services
     app[WORKER] = worker
     app[DATABASE] = db
     add_routes(app)
+    app[ADMIN_APP] = create_admin_app(admin)
+    if config.api.enabled and config.api.share_acme_listener:
+        app.add_subapp(PREFIX, app[ADMIN_APP])
     app.cleanup_ctx.append(_database_ctx)
     if config.server.run_worker if run_worker is None else run_worker:
         app.cleanup_ctx.append(_worker_ctx)
     return app
+
+
+def api_listener_app(acme_app: web.Application) -> web.Application:
+    """The management API's own listener (``api.listen_host``/``listen_port``): only /api/v1.
+
+    Its lifetime is the ACME application's (which owns the database and the worker).
+    """
+    listener = web.Application(middlewares=[unrouted_middleware])
+    listener.add_subapp(PREFIX, acme_app[ADMIN_APP])
+    return listener
 
 
 async def _database_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -1,4 +1,4 @@
-"""The ``certplane`` command: serve, db upgrade, ca init, tenant …, eab …, demo.
+"""The ``certplane`` command: serve, db upgrade, ca init, tenant …, eab …, token, api …, demo.
 
 Human-readable output by default, ``--json`` for scripts; errors go to stderr with exit code 1
 (2 for usage errors).
@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from certplane.ca.errors import CAError
+from certplane.server import api_cli
 from certplane.server.cli_ops import Operations, OutputError
 from certplane.server.config import ConfigError, load_config
 
@@ -34,6 +35,8 @@ def _parser() -> argparse.ArgumentParser:
     _ca_parsers(sub)
     _tenant_parsers(sub)
     _eab_parsers(sub)
+    _token_parsers(sub)
+    api_cli.add_parsers(sub)
     demo = sub.add_parser("demo", help="set up the demo tenant and serve it")
     demo.add_argument("--no-serve", action="store_true", help="set up and print, do not serve")
     return parser
@@ -111,6 +114,9 @@ def _tenant_parsers(sub: Any) -> None:
         "--limit", action="append", default=[], metavar="NAME=RATE",
         help="override a rate limit for this tenant: RATE is COUNT/PERIOD, off, or default",
     )  # fmt: skip
+    settings.add_argument(
+        "--tier", metavar="NAME", help="put the tenant on a [limits.tiers] tier, or 'default'"
+    )
     for action in ("show", "suspend", "activate"):
         tenant.add_parser(action, help=f"{action} a tenant").add_argument("slug")
 
@@ -127,6 +133,15 @@ def _eab_parsers(sub: Any) -> None:
     revoke.add_argument("kid")
 
 
+def _token_parsers(sub: Any) -> None:
+    token = sub.add_parser("token", help="API tokens minted in the database (bootstrap)")
+    actions = token.add_subparsers(dest="action", required=True)
+    create = actions.add_parser(
+        "create", help="mint a token directly (the first platform-admin, break-glass)"
+    )
+    api_cli.add_token_arguments(create)
+
+
 COMMANDS: dict[tuple[str, str | None], Command] = {
     ("serve", None): lambda ops, a: ops.serve(),
     ("db", "upgrade"): lambda ops, a: ops.db_upgrade(),
@@ -140,7 +155,9 @@ COMMANDS: dict[tuple[str, str | None], Command] = {
     ("ca", "ocsp-responder"): lambda ops, a: ops.ca_ocsp_responder(
         a.tenant, a.issuer, None if a.remove else a.days
     ),
-    ("tenant", "set"): lambda ops, a: ops.tenant_set(a.slug, a.aia_ocsp, a.aia_ca_issuers, a.limit),
+    ("tenant", "set"): lambda ops, a: ops.tenant_set(
+        a.slug, a.aia_ocsp, a.aia_ca_issuers, a.limit, a.tier
+    ),
     ("tenant", "create"): lambda ops, a: ops.tenant_create(a),
     ("tenant", "list"): lambda ops, a: ops.tenant_list(),
     ("tenant", "show"): lambda ops, a: ops.tenant_show(a.slug),
@@ -149,14 +166,19 @@ COMMANDS: dict[tuple[str, str | None], Command] = {
     ("eab", "create"): lambda ops, a: ops.eab_create(a.tenant, a.label),
     ("eab", "list"): lambda ops, a: ops.eab_list(a.tenant),
     ("eab", "revoke"): lambda ops, a: ops.eab_revoke(a.tenant, a.kid),
+    ("token", "create"): lambda ops, a: api_cli.token_create(ops.config, a, json_output=ops.json),
+    ("api", None): lambda ops, a: api_cli.run_api(ops.config, a, json_output=ops.json),
     ("demo", None): lambda ops, a: ops.demo(serve=not a.no_serve),
 }
+# The command's own variables, not configuration keys (load_config rejects unknown ones).
+CLI_ENVIRONMENT = ("CERTPLANE_CONFIG", api_cli.URL_ENV, api_cli.TOKEN_ENV)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        config = load_config(Path(args.config) if args.config else None)
+        environ = {k: v for k, v in os.environ.items() if k not in CLI_ENVIRONMENT}
+        config = load_config(Path(args.config) if args.config else None, environ)
     except ConfigError as exc:
         print(f"certplane: configuration error: {exc}", file=sys.stderr)
         return 1

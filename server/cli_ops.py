@@ -19,7 +19,7 @@ from certplane.ca.files import write_file_atomically
 from certplane.ca.keys.api import KeyAlgorithm, key_algorithm, ref_scheme
 from certplane.ca.keys.envelope import MasterKey
 from certplane.ca.keys.errors import KeystoreError
-from certplane.server.app import create_app, load_master_key
+from certplane.server.app import api_listener_app, create_app, load_master_key
 from certplane.server.clock import SystemClock
 from certplane.server.config import Config
 from certplane.server.keystores import build_keystore
@@ -48,6 +48,7 @@ def _tenant_json(tenant: Tenant, base_url: str) -> dict[str, Any]:
         "aia_ocsp": tenant.aia_ocsp,
         "aia_ca_issuers": tenant.aia_ca_issuers,
         "limit_overrides": dict(tenant.limit_overrides),
+        "tier": tenant.tier,
     }
 
 
@@ -126,7 +127,14 @@ class Operations:
             await self._require_schema(db)
             master = self._master_key()
             keystore = build_keystore(self.config, master)
-            yield Provisioner(UnitOfWork(db), keystore, master, self.config.ca, SystemClock())
+            yield Provisioner(
+                UnitOfWork(db),
+                keystore,
+                master,
+                self.config.ca,
+                SystemClock(),
+                tiers=self.config.limits.tiers.keys(),
+            )
         except (ProvisioningError, KeystoreError) as exc:
             raise OutputError(str(exc)) from None
         finally:
@@ -239,10 +247,17 @@ class Operations:
         return self._out(f"issuer {record.id}: delegated OCSP responder {state}", data)
 
     async def tenant_set(
-        self, slug: str, ocsp: str | None, ca_issuers: str | None, limits: list[str]
+        self,
+        slug: str,
+        ocsp: str | None,
+        ca_issuers: str | None,
+        limits: list[str],
+        tier: str | None = None,
     ) -> Any:
         changes = dict(_limit_change(item) for item in limits)
         async with self._provisioner() as prov:
+            if tier is not None:  # first: an unknown tier changes nothing
+                await prov.set_tenant_tier(slug, "" if tier == "default" else tier)
             tenant = await prov.set_tenant_aia(
                 slug,
                 ocsp=None if ocsp is None else ocsp == "on",
@@ -255,7 +270,7 @@ class Operations:
         return self._out(
             f"tenant {slug}: AIA OCSP {_on(tenant.aia_ocsp)}, "
             f"caIssuers {_on(tenant.aia_ca_issuers)} (for new certificates); "
-            f"limit overrides: {overrides or 'none'}",
+            f"tier: {tenant.tier or 'none'}; limit overrides: {overrides or 'none'}",
             data,
         )
 
@@ -432,7 +447,27 @@ async def serve_forever(config: Config) -> None:
     )
     await site.start()
     print(f"serving ACME on {config.server.base_url}", flush=True)
+    api_runner = await _serve_api(config, app)
     try:
         await asyncio.Event().wait()
     finally:
+        if api_runner is not None:
+            await api_runner.cleanup()
         await runner.cleanup()
+
+
+async def _serve_api(config: Config, app: web.Application) -> web.AppRunner | None:
+    """The management API on its own listener (unless off or sharing the ACME one)."""
+    api = config.api
+    if not api.enabled:
+        return None
+    if api.share_acme_listener:
+        print(f"serving the management API on {config.server.base_url}/api/v1", flush=True)
+        return None
+    runner = web.AppRunner(api_listener_app(app), access_log=None)
+    await runner.setup()
+    context = tls_context(config)  # the ACME listener's certificate, when it has one
+    await web.TCPSite(runner, api.listen_host, api.listen_port, ssl_context=context).start()
+    scheme = "https" if context is not None else "http"
+    print(f"serving the management API on {scheme}://{api.listen_host}:{api.listen_port}/api/v1")
+    return runner

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import os
+import re
 import tomllib
 import types
 import typing
@@ -37,6 +38,9 @@ class ServerConfig:
     run_worker: bool = True
     # How stale this process's view of a tenant (its status) may be; 0 reads it every request.
     tenant_cache_seconds: float = 2.0
+    # Reverse proxies (CIDRs) whose X-Forwarded-For is believed: the client address is then its
+    # right-most entry that is not itself a trusted proxy. From other peers it is ignored.
+    trusted_proxies: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -99,13 +103,34 @@ class CaConfig:
 @dataclass(frozen=True)
 class LimitsConfig:
     """Rate limits as "COUNT/PERIOD" (PERIOD: a number with s, m, h or d), "" turns one off.
-    Each allows bursts of COUNT and refills evenly over PERIOD (GCRA)."""
+    Each allows bursts of COUNT and refills evenly over PERIOD (GCRA). The limits in
+    ``COUNT_LIMITS`` are caps on how many things exist at once: a plain "COUNT".
+
+    ``tiers`` are named sets of limits (``[limits.tiers.NAME]``, the same keys as here); a
+    tenant on a tier (``certplane tenant set SLUG --tier NAME``) takes the tier's values over
+    these, and its own overrides (``--limit``) over both.
+    """
 
     new_orders_per_account: str = "300/3h"
     new_accounts_per_tenant: str = "500/3h"
     new_accounts_per_ip: str = "50/3h"
     # A tenant quota: certificates issued per period (spent at finalize, refunded on failure).
     certificates_per_tenant: str = ""
+    # Pending, unexpired authorizations an account may hold; newOrder is refused at the cap.
+    pending_authorizations_per_account: str = "1000"
+    # Orders of a tenant being issued (`processing`) at once; finalize is refused at the cap.
+    concurrent_issuance_per_tenant: str = "50"
+    # Failed challenge validations per identifier and account; while spent, newOrder refuses
+    # the identifier.
+    failed_validations_per_identifier_per_account: str = "5/1h"
+    tiers: dict[str, dict[str, str]] = field(default_factory=dict)
+
+
+# Limits that cap a count of things at once ("COUNT"), not a rate.
+COUNT_LIMITS = frozenset({"pending_authorizations_per_account", "concurrent_issuance_per_tenant"})
+# Every limit of [limits] (and of a tier), by its configuration key.
+LIMIT_KEYS = tuple(f.name for f in dataclasses.fields(LimitsConfig) if f.name != "tiers")
+_TIER_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
 
 
 @dataclass(frozen=True)
@@ -117,6 +142,36 @@ class ValidationConfig:
     timeout_seconds: float = 10.0
     # RFC 6761 §6.3: resolve names under .localhost to loopback (the demo configuration).
     localhost_names: bool = False
+
+
+@dataclass(frozen=True)
+class ApiConfig:
+    """The management API (``/api/v1``): its own listener unless it shares the ACME one."""
+
+    enabled: bool = True
+    listen_host: str = "127.0.0.1"
+    listen_port: int = 14001
+    # Serve /api/v1 on the ACME listener instead (one port behind one load balancer).
+    share_acme_listener: bool = False
+    # GCRA limit of calls per bearer token ("" turns it off).
+    calls_per_token: str = "1200/1m"  # noqa: S105 (a rate, not a secret)
+    # How long a new token lives unless the request says otherwise (at most 366 days).
+    token_lifetime_days: int = 90
+    # How long an Idempotency-Key answer is kept for replay.
+    idempotency_hours: int = 24
+
+
+@dataclass(frozen=True)
+class PolicyConfig:
+    # The time one CEL rule may run before the decision fails closed.
+    cel_time_limit_seconds: float = 0.05
+
+
+@dataclass(frozen=True)
+class WebhooksConfig:
+    # Webhooks never reach special-purpose addresses (loopback, private, …) unless listed here.
+    allowed_networks: tuple[str, ...] = ()
+    timeout_seconds: float = 10.0
 
 
 @dataclass(frozen=True)
@@ -146,6 +201,9 @@ class Config:
     validation: ValidationConfig = field(default_factory=ValidationConfig)
     testing: TestingConfig = field(default_factory=TestingConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
+    api: ApiConfig = field(default_factory=ApiConfig)
+    policy: PolicyConfig = field(default_factory=PolicyConfig)
+    webhooks: WebhooksConfig = field(default_factory=WebhooksConfig)
 
     def data_path(self, name: str) -> Path:
         """A path relative to the data directory (absolute paths stay as they are)."""
@@ -212,6 +270,8 @@ def _build(cls: type[Any], raw: Any, prefix: str) -> Any:
 
 
 def _coerce(value: Any, hint: Any, key: str) -> Any:
+    if typing.get_origin(hint) is dict:
+        return _table(value, hint, key)
     if typing.get_origin(hint) is tuple:
         items = _split(value) if isinstance(value, _EnvText) else value
         if not isinstance(items, list | tuple):
@@ -220,6 +280,14 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
     if isinstance(value, _EnvText):
         return _from_text(str(value), hint, key)
     return _check_type(value, hint, key)
+
+
+def _table(value: Any, hint: Any, key: str) -> dict[str, Any]:
+    """A TOML table of ``dict[str, V]``: each value coerced to V, its key named in errors."""
+    if not isinstance(value, dict):
+        raise ConfigError(f"{key}: expected a table")
+    item_hint = typing.get_args(hint)[1]
+    return {name: _coerce(item, item_hint, f"{key}.{name}") for name, item in value.items()}
 
 
 def _split(text: str) -> list[str]:
@@ -272,6 +340,11 @@ def validate(config: Config) -> None:
     _check_port("server.listen_port", config.server.listen_port)
     _check_port("validation.http01_port", config.validation.http01_port)
     _check_port("validation.tlsalpn01_port", config.validation.tlsalpn01_port)
+    _check_api(config.api, config.server)
+    for network in config.webhooks.allowed_networks:
+        _check_network(network, "webhooks.allowed_networks")
+    if not 0.001 <= config.policy.cel_time_limit_seconds <= 5:
+        raise ConfigError("policy.cel_time_limit_seconds: expected 0.001..5 seconds")
     base = config.server.base_url
     if not base.startswith(("http://", "https://")) or base.endswith("/"):
         raise ConfigError("server.base_url: expected an http(s) URL without a trailing slash")
@@ -279,6 +352,8 @@ def validate(config: Config) -> None:
         raise ConfigError("server.tls_cert_file and server.tls_key_file: set both or neither")
     for network in config.validation.allowed_networks:
         _check_network(network)
+    for network in config.server.trusted_proxies:
+        _check_network(network, "server.trusted_proxies")
     for server in config.validation.dns_servers:
         parse_host_port(server, "validation.dns_servers", default_port=53)
     if not 0 <= config.testing.nonce_reject_percent <= 100:
@@ -286,13 +361,7 @@ def validate(config: Config) -> None:
     if not 0 <= config.server.tenant_cache_seconds <= 60:
         raise ConfigError("server.tenant_cache_seconds: expected 0..60 seconds")
     _check_keystore(config.keystore)
-    for name in (
-        "new_orders_per_account",
-        "new_accounts_per_tenant",
-        "new_accounts_per_ip",
-        "certificates_per_tenant",
-    ):
-        parse_rate(getattr(config.limits, name), f"limits.{name}")
+    _check_limits(config.limits)
     if config.ca.issuance_deadline_seconds <= 0 or config.ca.issuance_retry_first_seconds <= 0:
         raise ConfigError("ca.issuance_deadline_seconds, ca.issuance_retry_*: expected > 0")
     if config.ca.leaf_validity_days < 1:
@@ -301,18 +370,57 @@ def validate(config: Config) -> None:
         raise ConfigError("log_level: expected one of DEBUG, INFO, WARNING, ERROR")
 
 
+def _check_api(api: ApiConfig, server: ServerConfig) -> None:
+    _check_port("api.listen_port", api.listen_port)
+    own_listener = api.enabled and not api.share_acme_listener
+    if own_listener and not server.tls_cert_file and not _is_loopback(api.listen_host):
+        raise ConfigError(
+            "api.listen_host: bearer tokens must not cross a network in clear text; listen on "
+            "loopback or configure server.tls_cert_file and server.tls_key_file"
+        )
+    parse_rate(api.calls_per_token, "api.calls_per_token")
+    if not 1 <= api.token_lifetime_days <= 366:
+        raise ConfigError("api.token_lifetime_days: expected 1..366")
+    if not 1 <= api.idempotency_hours <= 24 * 30:
+        raise ConfigError("api.idempotency_hours: expected 1..720")
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def _check_port(key: str, port: int) -> None:
     if not 1 <= port <= 65535:
         raise ConfigError(f"{key}: expected a TCP port 1..65535, got {port}")
 
 
-def _check_network(text: str) -> None:
+def _check_network(text: str, key: str = "validation.allowed_networks") -> None:
     try:
         ipaddress.ip_network(text, strict=False)
     except ValueError as exc:
-        raise ConfigError(
-            f"validation.allowed_networks: expected CIDR networks, got {text!r}"
-        ) from exc
+        raise ConfigError(f"{key}: expected CIDR networks, got {text!r}") from exc
+
+
+def _check_limits(limits: LimitsConfig) -> None:
+    """Every limit of [limits] and of each [limits.tiers.NAME], named by its full key."""
+    for name in LIMIT_KEYS:
+        parse_limit(name, getattr(limits, name), f"limits.{name}")
+    for tier, values in limits.tiers.items():
+        if not _TIER_NAME.match(tier):
+            raise ConfigError(
+                f"limits.tiers.{tier}: expected a tier name of 1-32 lowercase letters, digits, "
+                "'-' and '_'"
+            )
+        for name, text in values.items():
+            key = f"limits.tiers.{tier}.{name}"
+            if name not in LIMIT_KEYS:
+                raise ConfigError(f"{key}: unknown limit (known: {', '.join(LIMIT_KEYS)})")
+            parse_limit(name, text, key)
 
 
 def parse_host_port(text: str, key: str, *, default_port: int) -> tuple[str, int]:
@@ -335,6 +443,25 @@ def parse_host_port(text: str, key: str, *, default_port: int) -> tuple[str, int
 
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_limit(name: str, text: str, key: str) -> tuple[int, int] | int | None:
+    """The value of the limit whose configuration key is ``name``: (count, period seconds)
+    for a rate, the count for one of ``COUNT_LIMITS``, None when off ("")."""
+    return parse_count(text, key) if name in COUNT_LIMITS else parse_rate(text, key)
+
+
+def parse_count(text: str, key: str) -> int | None:
+    """ "COUNT" -> count; "" -> None.
+
+    Raises:
+        ConfigError: naming ``key`` and the expected form.
+    """
+    if not text:
+        return None
+    if not (text.isascii() and text.isdigit()) or int(text) < 1:
+        raise ConfigError(f"{key}: expected a positive COUNT like 50, got {text!r}")
+    return int(text)
 
 
 def parse_rate(text: str, key: str) -> tuple[int, int] | None:

@@ -84,6 +84,18 @@ class EventType(StrEnum):
     ISSUER_CREATED = "issuer.created"
     ISSUER_RETIRED = "issuer.retired"
     TENANT_UPDATED = "tenant.updated"
+    SUPPORT_ACCESS = "support.access"
+    POLICY_CREATED = "policy.created"
+    POLICY_ACTIVATED = "policy.activated"
+    POLICY_REJECTED = "policy.rejected"
+    POLICY_DECISION = "policy.decision"
+    APPROVAL_REQUESTED = "approval.requested"
+    APPROVED = "approval.approved"
+    APPROVAL_REJECTED = "approval.rejected"
+    APPROVAL_EXPIRED = "approval.expired"
+    TOKEN_CREATED = "token.created"  # noqa: S105 (event names)
+    TOKEN_REVOKED = "token.revoked"  # noqa: S105
+    WEBHOOK_CONFIGURED = "webhook.configured"
 
 
 # Which challenge types can prove control of which identifiers (RFC 8555 §8, RFC 8737, RFC 8738).
@@ -151,6 +163,12 @@ class Tenant:
     # Rate limits of this tenant that differ from the configuration: name -> "COUNT/PERIOD"
     # ("" turns the limit off for the tenant).
     limit_overrides: Mapping[str, str] = field(default_factory=dict)
+    # The named set of limits the tenant is on ("" = the configuration's defaults).
+    tier: str = ""
+    # The policy version in force; None: the built-in policy (everything the RFCs allow).
+    policy_version: int | None = None
+    # Where approval notifications are POSTed ("" = nowhere).
+    webhook_url: str = ""
 
 
 @dataclass(frozen=True)
@@ -245,6 +263,8 @@ class EabKey:
     account_id: str | None
     created_at: datetime
     bound_at: datetime | None
+    # Who created it (a management API principal, or "operator" for the command line).
+    created_by: str = ""
 
 
 class IssuerStatus(StrEnum):

@@ -12,8 +12,12 @@ import logging
 from datetime import datetime, timedelta
 
 from certplane.server.clock import Clock
+from certplane.server.jobs.webhooks import WebhookSender
+from certplane.server.ra.approval_records import APPROVAL_DEADLINE_JOB
+from certplane.server.ra.approvals import ApprovalService
 from certplane.server.ra.authorizations import VALIDATE_JOB, AuthorizationService
 from certplane.server.ra.issuance import ISSUE_JOB, IssuanceService
+from certplane.server.ra.webhooks import WEBHOOK_JOB
 from certplane.server.storage.db import Database
 from certplane.server.storage.ops import ClaimedJob, claim_due_jobs, prune_used_nonces
 
@@ -30,9 +34,13 @@ class Worker:
         clock: Clock,
         authzs: AuthorizationService,
         issuance: IssuanceService,
+        approvals: ApprovalService,
+        webhooks: WebhookSender,
         *,
         poll_interval: float = 1.0,
     ) -> None:
+        self._approvals = approvals
+        self._webhooks = webhooks
         self._db = db
         self._clock = clock
         self._authzs = authzs
@@ -52,6 +60,10 @@ class Worker:
             await self._authzs.run_validation(job.scope, job.job_id, job.object_id)
         elif job.kind == ISSUE_JOB:
             await self._issuance.run_issuance(job.scope, job.job_id, job.object_id)
+        elif job.kind == APPROVAL_DEADLINE_JOB:
+            await self._approvals.expire(job.scope, job.job_id, job.object_id)
+        elif job.kind == WEBHOOK_JOB:
+            await self._webhooks.deliver(job.scope, job.job_id, job.object_id)
         else:
             log.error("job %s has unknown kind %r", job.job_id, job.kind)
 

@@ -9,11 +9,13 @@ from datetime import datetime
 from typing import Any
 
 from certplane.ca.keys.envelope import open_sealed
+from certplane.policy.document import RequestFacts
 from certplane.server.errors import AcmeProblem, ProblemType, malformed
 from certplane.server.model import Account, AccountStatus, EabStatus, EventType, Tenant
 from certplane.server.ra.contacts import parse_contacts
 from certplane.server.ra.deps import RADeps
 from certplane.server.ra.limits import charge, ip_subject
+from certplane.server.ra.policies import account_problem
 from certplane.server.storage.scope import TenantScope
 from certplane.server.storage.uow import TenantTx
 
@@ -76,10 +78,38 @@ class AccountService:
         await charge(tx, limits.new_accounts_per_tenant, "tenant", now)
         if req.client_ip is not None:
             await charge(tx, limits.new_accounts_per_ip, ip_subject(req.client_ip), now)
+        eab_label = None
         if req.eab is not None:
-            await self._check_eab(tx, tx.scope, req.eab)
+            eab_label = await self._check_eab(tx, tx.scope, req.eab)
+        await self._check_policy(tx, req, eab_label, now)
         account = await self._create(tx, req)
         return account, True
+
+    async def _check_policy(
+        self, tx: TenantTx, req: NewAccountRequest, eab_label: str | None, now: datetime
+    ) -> None:
+        """The tenant policy's account rules (contacts, CEL rules at=account)."""
+        policies = self._deps.policies
+        active = await policies.current(tx)
+        facts = RequestFacts(
+            account_id="",
+            contact=req.contact,
+            eab_kid=req.eab.kid if req.eab else None,
+            eab_label=eab_label,
+        )
+        violations = await policies.run(active, active.policy.check_account, facts)
+        if violations:
+            raise await policies.refuse(
+                tx,
+                active,
+                "newAccount",
+                violations,
+                account_problem(active, violations),
+                object_type="account",
+                object_id=req.thumbprint,
+                actor=f"key:{req.thumbprint}",
+                now=now,
+            )
 
     def _check_terms(self, req: NewAccountRequest) -> None:
         if self._deps.settings.terms_of_service and not req.terms_agreed:
@@ -88,8 +118,11 @@ class AccountService:
                 "you must agree to the terms of service (termsOfServiceAgreed)",
             )
 
-    async def _check_eab(self, tx: TenantTx, scope: TenantScope, claim: EabClaim) -> None:
-        """Single-use EAB keys: unknown, revoked, used and foreign keys are all refused (§7.3.4)."""
+    async def _check_eab(self, tx: TenantTx, scope: TenantScope, claim: EabClaim) -> str:
+        """Single-use EAB keys: unknown, revoked, used and foreign keys are all refused (§7.3.4).
+
+        Returns the key's label (policy rules may look at it).
+        """
         key = await tx.eab.get(claim.kid)
         if key is None or key.status is not EabStatus.UNBOUND:
             # NOTE(tenancy): a foreign tenant's kid is answered exactly like an unknown one.
@@ -104,6 +137,7 @@ class AccountService:
             raise AcmeProblem(
                 ProblemType.UNAUTHORIZED, "external account binding signature is invalid"
             )
+        return key.label
 
     async def _create(self, tx: TenantTx, req: NewAccountRequest) -> Account:
         now = self._deps.clock.now()

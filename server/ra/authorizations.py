@@ -20,6 +20,7 @@ from certplane.server.model import (
     Identifier,
 )
 from certplane.server.ra.deps import RADeps
+from certplane.server.ra.limits import consume, identifier_subject
 from certplane.server.storage.scope import TenantScope
 from certplane.server.storage.uow import TenantTx
 from certplane.server.va.api import ValidationRequest, ValidationResult
@@ -210,9 +211,10 @@ class AuthorizationService:
         now: datetime,
     ) -> None:
         frm = (ChallengeStatus.PROCESSING,)
-        await tx.authzs.transition_challenge(
+        if await tx.authzs.transition_challenge(
             challenge.id, frm, ChallengeStatus.INVALID, error=error, records=records
-        )
+        ):
+            await self._count_failure(tx, challenge.authz_id, now)
         await tx.authzs.transition(challenge.authz_id, (AuthzStatus.PENDING,), AuthzStatus.INVALID)
         await tx.events.append(
             EventType.AUTHZ_INVALID,
@@ -223,6 +225,15 @@ class AuthorizationService:
             challenge=challenge.type.value,
             error=error.get("type"),
         )
+
+    async def _count_failure(self, tx: TenantTx, authz_id: str, now: datetime) -> None:
+        """A failed validation spends from its account and identifier's bucket, in the
+        transaction that records it; newOrder refuses the identifier while it is empty."""
+        tenant = await self._deps.uow.tenants.by_slug(tx.scope.slug)
+        limit = self._deps.limits.for_tenant(tenant).failed_validations_per_identifier_per_account
+        authz = await tx.authzs.get(authz_id) if limit is not None else None
+        if authz is not None:
+            await consume(tx, limit, identifier_subject(authz.account_id, authz.identifier), now)
 
     async def _finish_job(self, scope: TenantScope, job_id: str) -> None:
         async with self._deps.uow.begin(scope) as tx:

@@ -15,6 +15,7 @@ from certplane.ca.keys.envelope import MasterKey
 from certplane.server.clock import Clock
 from certplane.server.config import AcmeConfig, CaConfig, TestingConfig
 from certplane.server.ra.limits import RateLimits
+from certplane.server.ra.policies import PolicyService
 from certplane.server.storage.scope import TenantScope
 from certplane.server.storage.uow import UnitOfWork
 
@@ -90,4 +91,5 @@ class RADeps:
     master_key: MasterKey
     account_uri: AccountUri
     tasks: BackgroundTasks
+    policies: PolicyService
     limits: RateLimits = field(default_factory=RateLimits)

@@ -15,7 +15,7 @@ import hashlib
 import ipaddress
 import logging
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from cryptography import x509
@@ -30,6 +30,7 @@ from certplane.ca.api import (
 )
 from certplane.ca.keys.errors import KeyBindingError, KeystoreUnavailable
 from certplane.policy.csr import CSRRejected, check_csr
+from certplane.policy.document import RequestFacts, csr_key_of
 from certplane.server.errors import AcmeProblem, ProblemType
 from certplane.server.model import (
     Account,
@@ -41,10 +42,18 @@ from certplane.server.model import (
     Tenant,
     TenantStatus,
 )
+from certplane.server.ra.approval_records import hold_order
 from certplane.server.ra.deps import RADeps
 from certplane.server.ra.issuers import IssuerRegistry
-from certplane.server.ra.limits import QUOTA_SUBJECT, charge, refund
+from certplane.server.ra.limits import QUOTA_SUBJECT, charge, hold_issuance_slot, refund
 from certplane.server.ra.orders import OrderState, load_order_state
+from certplane.server.ra.policies import (
+    ActivePolicy,
+    eab_facts,
+    facts_of,
+    finalize_problem,
+    names_of,
+)
 from certplane.server.storage.scope import TenantScope
 from certplane.server.storage.uow import TenantTx
 
@@ -52,6 +61,7 @@ log = logging.getLogger(__name__)
 
 ISSUE_JOB = "issue"
 BACKDATE = timedelta(minutes=1)
+CA_PROFILE = "default"
 
 
 def spki_sha256(public_key: Any) -> str:
@@ -73,7 +83,7 @@ class Acceptance:
     scope: TenantScope
     account: Account
     order: Order
-    job_id: str
+    job_id: str | None  # None: the order waits for an approver (no issuance job yet)
     task: asyncio.Task[str | None] | None = None
 
     @property
@@ -111,9 +121,16 @@ class IssuanceService:
         if state.status is not OrderStatus.READY:
             raise AcmeProblem(ProblemType.ORDER_NOT_READY, f"order is {state.status}, not ready")
         subject = _check_csr(csr_der, state.order, account_key)
-        # The tenant's certificate quota is spent with the finalize; given back if issuance fails.
-        quota = self._deps.limits.for_tenant(tenant).certificates_per_tenant
-        await charge(tx, quota, QUOTA_SUBJECT, now)
+        active = await self._deps.policies.current(tx)
+        label, creator = await eab_facts(tx, account)
+        facts = facts_of(account, label, state.order.profile)
+        await self._check_policy(tx, active, state.order, subject, facts, now)
+        await _policy_issuer(tx, active, state.order.profile)
+        # At most so many orders of the tenant in issuance; the certificate quota is spent with
+        # the finalize and given back if issuance fails.
+        limits = self._deps.limits.for_tenant(tenant)
+        await hold_issuance_slot(tx, limits.concurrent_issuance_per_tenant, now)
+        await charge(tx, limits.certificates_per_tenant, QUOTA_SUBJECT, now)
         moved = await tx.orders.transition(
             order_id, (OrderStatus.PENDING,), OrderStatus.PROCESSING, csr_der=csr_der
         )
@@ -126,6 +143,15 @@ class IssuanceService:
             actor=f"account:{account.id}",
             now=now,
         )
+        names = names_of(state.order.identifiers)
+        rule = await self._deps.policies.run(active, active.policy.approval_rule, names, facts)
+        if rule is not None:
+            requester = creator or f"account:{account.id}"
+            await hold_order(
+                tx, tenant, account, state.order, rule=rule, active=active,
+                requested_by=requester, now=now,
+            )  # fmt: skip
+            return Acceptance(tx.scope, account, state.order, None)
         job_id = await tx.jobs.enqueue(
             ISSUE_JOB,
             order_id,
@@ -138,7 +164,40 @@ class IssuanceService:
         tx.after_commit(lambda: acceptance.started(self._spawn(acceptance, reservation)))
         return acceptance
 
+    async def _check_policy(
+        self,
+        tx: TenantTx,
+        active: ActivePolicy,
+        order: Order,
+        subject: CsrSubject,
+        facts: RequestFacts,
+        now: datetime,
+    ) -> None:
+        """The tenant policy at finalize: the CSR's key and CEL rules (badCSR, RFC 8555 §7.4).
+
+        The built-in policy adds nothing to the CSR checks every tenant gets (policy/csr.py).
+        """
+        if active.version is None:
+            return
+        policies = self._deps.policies
+        names = names_of(order.identifiers)
+        key = csr_key_of(subject[0])
+        violations = await policies.run(active, active.policy.check_finalize, names, facts, key)
+        if violations:
+            raise await policies.refuse(
+                tx,
+                active,
+                "finalize",
+                violations,
+                finalize_problem(active, violations),
+                object_type="order",
+                object_id=order.id,
+                actor=f"account:{order.account_id}",
+                now=now,
+            )
+
     def _spawn(self, acceptance: Acceptance, reservation: Reservation) -> asyncio.Task[str | None]:
+        assert acceptance.job_id is not None
         return self._deps.tasks.spawn(
             self.run_issuance(acceptance.scope, acceptance.job_id, acceptance.order_id, reservation)
         )
@@ -176,6 +235,8 @@ class IssuanceService:
                 await asyncio.sleep(self._deps.settings.finalize_processing)
             return await self._attempt(scope, job_id, order_id, reservation)
         except IssuanceRefused as exc:
+            await self._fail(scope, job_id, order_id, exc.detail)
+        except AcmeProblem as exc:  # the tenant policy names an issuer that cannot sign
             await self._fail(scope, job_id, order_id, exc.detail)
         except KeyBindingError:
             # NOTE(tenancy): the issuer's key ref names another owner: never retried, alarmed.
@@ -221,7 +282,11 @@ class IssuanceService:
 
         A reservation left by an earlier, crashed attempt was never released: it is abandoned.
         """
-        record = await self._issuers.for_key(tx, subject[0])
+        active = await self._deps.policies.current(tx)
+        record = await _policy_issuer(tx, active, order.profile)
+        if record is None:
+            record = await self._issuers.for_key(tx, subject[0])
+        validity = await self._validity(tx, active, order)
         await tx.certificates.abandon_reserved(order.id)
         serial = new_serial()
         cert_id = await tx.certificates.reserve(
@@ -232,10 +297,26 @@ class IssuanceService:
             identifiers=order.identifiers,
             now=self._deps.clock.now(),
         )
-        return cert_id, self._request(tx.scope, order, serial, subject), record
+        request = self._request(tx.scope, order, serial, subject, validity)
+        return cert_id, request, record
+
+    async def _validity(self, tx: TenantTx, active: ActivePolicy, order: Order) -> timedelta:
+        """The lifetime of the leaf: the configured one, or what the tenant policy sets for the
+        order's profile (and the account's EAB key, which may only shorten it)."""
+        if active.version is None:
+            return self._deps.settings.leaf_validity
+        account = await tx.accounts.get(order.account_id)
+        eab_kid = account.eab_kid if account is not None else None
+        validity: timedelta = active.policy.validity(order.profile, eab_kid)
+        return validity
 
     def _request(
-        self, scope: TenantScope, order: Order, serial: int, subject: CsrSubject
+        self,
+        scope: TenantScope,
+        order: Order,
+        serial: int,
+        subject: CsrSubject,
+        validity: timedelta,
     ) -> IssuanceRequest:
         public_key, requested_cn = subject
         not_before = self._deps.clock.now() - BACKDATE
@@ -248,8 +329,10 @@ class IssuanceService:
             dns_names=dns,
             ip_addresses=ips,
             not_before=not_before,
-            not_after=not_before + self._deps.settings.leaf_validity,
-            profile=order.profile,
+            not_after=not_before + validity,
+            # The order's profile is the tenant policy's (validity, issuer); the certificate's
+            # content follows the CA's TLS server profile.
+            profile=CA_PROFILE,
             common_name=_common_name(requested_cn, dns),
         )
 
@@ -323,6 +406,25 @@ class IssuanceService:
     ) -> None:
         async with self._deps.uow.begin(scope) as tx:
             await tx.jobs.reschedule(job_id, self._deps.clock.now() + delay, reason)
+
+
+async def _policy_issuer(tx: TenantTx, active: ActivePolicy, profile: str) -> IssuerRecord | None:
+    """The issuer the tenant policy maps ``profile`` to (None: chosen by the CSR's key).
+
+    A mapping to an issuer that is not active refuses the request: the policy's allowed issuers
+    are a constraint, never a hint.
+    """
+    issuer_id = active.policy.issuer_for(profile)
+    if issuer_id is None:
+        return None
+    record = await tx.issuers.get(issuer_id)
+    if record is None or record.status != "active":
+        raise AcmeProblem(
+            ProblemType.UNAUTHORIZED,
+            f"tenant policy {active.label} maps profile {profile!r} to issuer {issuer_id}, "
+            "which is not active: the tenant admin must update the policy",
+        )
+    return record
 
 
 def _check_csr(csr_der: bytes, order: Order, account_key: Any) -> CsrSubject:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from certplane.policy.document import Name, Policy
 from certplane.policy.identifiers import (
     IdentifierRejections,
     NamePolicy,
@@ -28,8 +29,16 @@ from certplane.server.model import (
     challenge_types_for,
     order_status,
 )
+from certplane.server.ra.ari import replaced_certificate
 from certplane.server.ra.deps import RADeps
-from certplane.server.ra.limits import charge
+from certplane.server.ra.limits import charge, check_new_order
+from certplane.server.ra.policies import (
+    ActivePolicy,
+    eab_facts,
+    facts_of,
+    names_of,
+    order_problem,
+)
 from certplane.server.storage.uow import TenantTx
 
 MAX_IDENTIFIERS = 100
@@ -73,10 +82,45 @@ class OrderService:
             raise AcmeProblem(ProblemType.UNAUTHORIZED, "this tenant is suspended: no new orders")
         identifiers = self._identifiers(payload)
         _refuse_validity_window(payload)
-        limit = self._deps.limits.for_tenant(tenant).new_orders_per_account
-        await charge(tx, limit, f"account:{account.id}", self._deps.clock.now())
-        order = await self._create(tx, account, identifiers)
+        active = await self._deps.policies.current(tx)
+        profile = _profile(payload, active.policy)
+        await self._check_policy(tx, active, account, identifiers, profile)
+        replaced = await replaced_certificate(tx, account, payload.get("replaces"), identifiers)
+        limits, now = self._deps.limits.for_tenant(tenant), self._deps.clock.now()
+        await check_new_order(tx, limits, account.id, identifiers, now)
+        if replaced is None:  # an ARI replacement (RFC 9773 §5) is exempt from this one
+            await charge(tx, limits.new_orders_per_account, f"account:{account.id}", now)
+        order = await self._create(tx, account, identifiers, profile, active.policy)
         return OrderState(order, order.stored_status)
+
+    async def _check_policy(
+        self,
+        tx: TenantTx,
+        active: ActivePolicy,
+        account: Account,
+        identifiers: list[Identifier],
+        profile: str,
+    ) -> None:
+        """The tenant policy's identifier rules: every violation, one subproblem per refused
+        identifier (RFC 8555 §6.7.1), naming the rule and the policy version."""
+        label, _creator = await eab_facts(tx, account)
+        facts = facts_of(account, label, profile)
+        policies = self._deps.policies
+        violations = await policies.run(
+            active, active.policy.check_order, names_of(identifiers), facts
+        )
+        if violations:
+            raise await policies.refuse(
+                tx,
+                active,
+                "newOrder",
+                violations,
+                order_problem(active, violations),
+                object_type="account",
+                object_id=account.id,
+                actor=f"account:{account.id}",
+                now=self._deps.clock.now(),
+            )
 
     def _identifiers(self, payload: dict[str, Any]) -> list[Identifier]:
         if "identifiers" not in payload:
@@ -90,7 +134,14 @@ class OrderService:
             raise rejection_problem(rejections)
         return identifiers
 
-    async def _create(self, tx: TenantTx, account: Account, identifiers: list[Identifier]) -> Order:
+    async def _create(
+        self,
+        tx: TenantTx,
+        account: Account,
+        identifiers: list[Identifier],
+        profile: str,
+        policy: Policy,
+    ) -> Order:
         now = self._deps.clock.now()
         expires = now + self._deps.settings.order_lifetime
         authz_ids = []
@@ -99,14 +150,14 @@ class OrderService:
                 account.id, identifier, identifier.is_wildcard, now
             )
             if reusable is None:
-                reusable = await self._new_authz(tx, account, identifier, now)
+                reusable = await self._new_authz(tx, account, identifier, now, policy)
             authz_ids.append(reusable[0])
             expires = min(expires, reusable[1])
         order = await tx.orders.create(
             account_id=account.id,
             identifiers=identifiers,
             authz_ids=authz_ids,
-            profile="default",
+            profile=profile,
             expires=expires,
             not_before=None,
             not_after=None,
@@ -123,14 +174,21 @@ class OrderService:
         return order
 
     async def _new_authz(
-        self, tx: TenantTx, account: Account, identifier: Identifier, now: datetime
+        self,
+        tx: TenantTx,
+        account: Account,
+        identifier: Identifier,
+        now: datetime,
+        policy: Policy,
     ) -> tuple[str, datetime]:
-        """A new pending authorization with its challenges; returns its id and expiry."""
+        """A new pending authorization with the challenges the RFCs and the tenant policy
+        allow for its identifier (RFC 8555 §7.1.4, §8); returns its id and expiry."""
         expires = now + self._deps.settings.pending_authz_lifetime
+        allowed = policy.challenge_types(Name(identifier.type.value, identifier.value))
         authz_id = await tx.authzs.create(
             account_id=account.id,
             identifier=identifier,
-            challenge_types=challenge_types_for(identifier),
+            challenge_types=tuple(t for t in challenge_types_for(identifier) if t in allowed),
             token=new_token(),
             expires=expires,
             now=now,
@@ -177,6 +235,18 @@ def _refuse_validity_window(payload: dict[str, Any]) -> None:
     for name in ("notBefore", "notAfter"):
         if payload.get(name) is not None:
             raise malformed(f"{name} is not supported: validity comes from the tenant profile")
+
+
+def _profile(payload: dict[str, Any], policy: Policy) -> str:
+    """The order's profile (draft-ietf-acme-profiles): one the tenant policy offers."""
+    profile = payload.get("profile", "default")
+    if not isinstance(profile, str):
+        raise malformed("profile must be a string")
+    offered = policy.profiles
+    if profile not in offered:
+        names = ", ".join(sorted(offered))
+        raise malformed(f"profile {profile!r} is not offered by this tenant (offered: {names})")
+    return profile
 
 
 def _encode_cursor(item: tuple[str, datetime]) -> str:

@@ -12,7 +12,7 @@ import dataclasses
 import ipaddress
 import re
 import secrets
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Collection, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -43,7 +43,7 @@ from certplane.ca.keys.envelope import MasterKey, seal
 from certplane.ca.keys.pkcs11_uri import parse_pkcs11_uri
 from certplane.ca.keys.software import generate_private_key
 from certplane.server.clock import Clock
-from certplane.server.config import CaConfig, ConfigError, parse_rate
+from certplane.server.config import CaConfig, ConfigError
 from certplane.server.model import (
     EabKey,
     EventType,
@@ -54,7 +54,7 @@ from certplane.server.model import (
     TenantStatus,
 )
 from certplane.server.ra.accounts import eab_context
-from certplane.server.ra.limits import LIMIT_NAMES
+from certplane.server.ra.limits import LIMIT_NAMES, check_override
 from certplane.server.storage.scope import TenantScope, new_id
 from certplane.server.storage.uow import ProvisioningTx, TenantTx, UnitOfWork
 
@@ -65,6 +65,14 @@ _SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 
 class ProvisioningError(Exception):
     """A control-plane request that cannot be carried out; the message is for the operator."""
+
+
+class ProvisioningConflict(ProvisioningError):
+    """The target exists already or is not in a state that allows the change."""
+
+
+class ProvisioningNotFound(ProvisioningError):
+    """The tenant (or its object) does not exist."""
 
 
 @dataclass(frozen=True)
@@ -87,13 +95,21 @@ def check_slug(slug: str) -> str:
 
 class Provisioner:
     def __init__(
-        self, uow: UnitOfWork, keystore: KeyStore, master: MasterKey, ca: CaConfig, clock: Clock
+        self,
+        uow: UnitOfWork,
+        keystore: KeyStore,
+        master: MasterKey,
+        ca: CaConfig,
+        clock: Clock,
+        *,
+        tiers: Collection[str] = (),
     ) -> None:
         self._uow = uow
         self._keystore = keystore
         self._master = master
         self._ca = ca
         self._clock = clock
+        self._tiers = frozenset(tiers)  # the names of [limits.tiers.*]
 
     async def init_platform_ca(self) -> x509.Certificate:
         """Create the platform root and services intermediate once; later calls return the root."""
@@ -150,6 +166,7 @@ class Provisioner:
         eab_required: bool = True,
         key_token: str | None = None,
         spec: IssuerSpec | None = None,
+        actor: str = "operator",
     ) -> Tenant:
         """A tenant with its own issuing CA, in one transaction.
 
@@ -164,7 +181,7 @@ class Provisioner:
             spec = dataclasses.replace(spec, key_token=key_token)
         async with self._uow.provisioning() as ptx:
             if await ptx.platform.tenant_by_slug(slug) is not None:
-                raise ProvisioningError(f"tenant {slug!r} already exists")
+                raise ProvisioningConflict(f"tenant {slug!r} already exists")
             now = self._clock.now()
             tenant = await ptx.platform.create_tenant(
                 slug, display_name, eab_required=eab_required, now=now
@@ -174,7 +191,7 @@ class Provisioner:
                 EventType.TENANT_CREATED,
                 object_type="tenant",
                 object_id=tenant.id,
-                actor="operator",
+                actor=actor,
                 now=now,
                 slug=slug,
             )
@@ -452,27 +469,49 @@ class Provisioner:
             )
         return await self.tenant(slug)
 
-    async def set_tenant_limits(self, slug: str, changes: Mapping[str, str | None]) -> Tenant:
+    async def set_tenant_limits(
+        self, slug: str, changes: Mapping[str, str | None], *, actor: str = "operator"
+    ) -> Tenant:
         """Override rate limits for one tenant: name -> "COUNT/PERIOD", "" (off for this
         tenant) or None (back to the configuration)."""
+        return await self.set_tenant_limit_settings(slug, changes=changes, actor=actor)
+
+    async def set_tenant_tier(self, slug: str, tier: str, *, actor: str = "operator") -> Tenant:
+        """Put the tenant on a tier of ``[limits.tiers]`` ("": none, the configured limits);
+        its own overrides still apply over the tier's limits."""
+        return await self.set_tenant_limit_settings(slug, tier=tier, actor=actor)
+
+    async def set_tenant_limit_settings(
+        self,
+        slug: str,
+        *,
+        tier: str | None = None,
+        changes: Mapping[str, str | None] | None = None,
+        actor: str = "operator",
+    ) -> Tenant:
+        """A tier and/or overrides, all checked before anything is written, in one
+        transaction (a refused part changes nothing)."""
+        if tier is not None:
+            self._check_tier(tier)
         tenant = await self.tenant(slug)
-        overrides = dict(tenant.limit_overrides)
-        for name, rate in changes.items():
-            if name not in LIMIT_NAMES.values():
-                known = ", ".join(sorted(LIMIT_NAMES.values()))
-                raise ProvisioningError(f"unknown limit {name!r} (known: {known})")
-            if rate is None:
-                overrides.pop(name, None)
-                continue
-            try:
-                parse_rate(rate, name)
-            except ConfigError as exc:
-                raise ProvisioningError(str(exc)) from None
-            overrides[name] = rate
+        overrides = None if changes is None else _merged_overrides(tenant, changes)
         async with self._uow.provisioning() as ptx:
-            await ptx.platform.set_tenant_limits(tenant.id, overrides)
-            await self._tenant_event(ptx, tenant, EventType.TENANT_UPDATED, limits=overrides)
+            if overrides is not None:
+                await ptx.platform.set_tenant_limits(tenant.id, overrides)
+                await self._tenant_event(
+                    ptx, tenant, EventType.TENANT_UPDATED, actor=actor, limits=overrides
+                )
+            if tier is not None:
+                await ptx.platform.set_tenant_tier(tenant.id, tier)
+                await self._tenant_event(
+                    ptx, tenant, EventType.TENANT_UPDATED, actor=actor, tier=tier
+                )
         return await self.tenant(slug)
+
+    def _check_tier(self, tier: str) -> None:
+        if tier and tier not in self._tiers:
+            known = ", ".join(sorted(self._tiers)) or "none configured"
+            raise ProvisioningError(f"unknown tier {tier!r} (known: {known})")
 
     async def _retire(self, tx: TenantTx, issuer_id: str, *, replaced_by: str) -> None:
         if not await tx.issuers.retire(issuer_id, self._clock.now()):
@@ -499,36 +538,44 @@ class Provisioner:
         async with self._uow.platform(write=False) as platform:
             tenant = await platform.tenant_by_slug(slug)
         if tenant is None:
-            raise ProvisioningError(f"tenant {slug!r} does not exist")
+            raise ProvisioningNotFound(f"tenant {slug!r} does not exist")
         return tenant
 
     async def tenants(self) -> list[Tenant]:
         async with self._uow.platform(write=False) as platform:
             return await platform.tenants()
 
-    async def set_tenant_status(self, slug: str, status: TenantStatus) -> Tenant:
+    async def set_tenant_status(
+        self, slug: str, status: TenantStatus, *, actor: str = "operator"
+    ) -> Tenant:
         tenant = await self.tenant(slug)
         async with self._uow.provisioning() as ptx:
             await ptx.platform.set_tenant_status(tenant.id, status)
             await self._tenant_event(
-                ptx, tenant, EventType.TENANT_STATUS_CHANGED, status=status.value
+                ptx, tenant, EventType.TENANT_STATUS_CHANGED, actor=actor, status=status.value
             )
         return await self.tenant(slug)
 
     async def _tenant_event(
-        self, ptx: ProvisioningTx, tenant: Tenant, event: EventType, **data: Any
+        self,
+        ptx: ProvisioningTx,
+        tenant: Tenant,
+        event: EventType,
+        *,
+        actor: str = "operator",
+        **data: Any,
     ) -> None:
         """An operator's change to a tenant record, on the tenant's own event log."""
         await ptx.tenant(TenantScope(tenant.id, tenant.slug)).events.append(
             event,
             object_type="tenant",
             object_id=tenant.id,
-            actor="operator",
+            actor=actor,
             now=self._clock.now(),
             **data,
         )
 
-    async def create_eab(self, slug: str, label: str = "") -> NewEab:
+    async def create_eab(self, slug: str, label: str = "", *, actor: str = "operator") -> NewEab:
         """A single-use EAB key; its HMAC key is sealed at rest and returned only here."""
         tenant = await self.tenant(slug)
         kid = new_id()  # never starts with '-', so it can be typed after `eab revoke`
@@ -536,12 +583,12 @@ class Provisioner:
         sealed = seal(self._master, hmac_key, context=eab_context(tenant.id, kid))
         async with self._uow.begin(TenantScope(tenant.id, tenant.slug)) as tx:
             now = self._clock.now()
-            await tx.eab.create(kid, label, sealed, now)
+            await tx.eab.create(kid, label, sealed, now, created_by=actor)
             await tx.events.append(
                 EventType.EAB_CREATED,
                 object_type="eab",
                 object_id=kid,
-                actor="operator",
+                actor=actor,
                 now=now,
                 label=label,
             )
@@ -551,15 +598,18 @@ class Provisioner:
         async with self._tenant_tx(slug, write=False) as (_tenant, tx):
             return await tx.eab.list()
 
-    async def revoke_eab(self, slug: str, kid: str) -> None:
+    async def revoke_eab(self, slug: str, kid: str, *, actor: str = "operator") -> None:
         async with self._tenant_tx(slug) as (_tenant, tx):
             now = self._clock.now()
             if not await tx.eab.revoke(kid, now):
                 key = await tx.eab.get(kid)
-                state = "does not exist" if key is None else f"is {key.status.value}"
-                raise ProvisioningError(f"EAB key {kid} {state}: only unbound keys can be revoked")
+                if key is None:
+                    raise ProvisioningNotFound(f"EAB key {kid} does not exist")
+                raise ProvisioningConflict(
+                    f"EAB key {kid} is {key.status.value}: only unbound keys can be revoked"
+                )
             await tx.events.append(
-                EventType.EAB_REVOKED, object_type="eab", object_id=kid, actor="operator", now=now
+                EventType.EAB_REVOKED, object_type="eab", object_id=kid, actor=actor, now=now
             )
 
     async def server_tls_certificate(
@@ -626,3 +676,21 @@ def _constraints_of(certificate: x509.Certificate) -> dict[str, tuple[str, ...]]
             str(n.value) for n in permitted if isinstance(n, x509.IPAddress)
         ),
     }
+
+
+def _merged_overrides(tenant: Tenant, changes: Mapping[str, str | None]) -> dict[str, str]:
+    """The tenant's overrides after ``changes`` (None removes one), each checked."""
+    overrides = dict(tenant.limit_overrides)
+    for name, rate in changes.items():
+        if name not in LIMIT_NAMES.values():
+            known = ", ".join(sorted(LIMIT_NAMES.values()))
+            raise ProvisioningError(f"unknown limit {name!r} (known: {known})")
+        if rate is None:
+            overrides.pop(name, None)
+            continue
+        try:
+            check_override(name, rate)
+        except ConfigError as exc:
+            raise ProvisioningError(str(exc)) from None
+        overrides[name] = rate
+    return overrides

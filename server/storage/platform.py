@@ -26,10 +26,14 @@ def _tenant(row: Mapping[str, Any]) -> Tenant:
         aia_ocsp=bool(row["aia_ocsp"]),
         aia_ca_issuers=bool(row["aia_ca_issuers"]),
         limit_overrides=json.loads(row["limit_overrides"]),
+        tier=row["tier"],
+        policy_version=row["policy_version"],
+        webhook_url=row["webhook_url"],
     )
 
 
 _TENANT_BY_SLUG = select(t.tenants).where(t.tenants.c.slug == bindparam("slug"))
+_SET_WEBHOOK = update(t.tenants).where(t.tenants.c.id == bindparam("w_id"))
 
 
 class PlatformRepo:
@@ -38,6 +42,11 @@ class PlatformRepo:
 
     async def tenant_by_slug(self, slug: str) -> Tenant | None:
         row = await self._conn.execute(_TENANT_BY_SLUG, {"slug": slug})
+        found = row.mappings().first()
+        return None if found is None else _tenant(found)
+
+    async def tenant_by_id(self, tenant_id: str) -> Tenant | None:
+        row = await self._conn.execute(select(t.tenants).where(t.tenants.c.id == tenant_id))
         found = row.mappings().first()
         return None if found is None else _tenant(found)
 
@@ -81,6 +90,22 @@ class PlatformRepo:
             .where(t.tenants.c.id == tenant_id)
             .values(limit_overrides=json.dumps(dict(sorted(overrides.items()))))
         )
+        await self._conn.execute(stmt)
+
+    async def webhook_secret(self, tenant_id: str) -> bytes | None:
+        """The tenant's sealed webhook key (opened only by the sender)."""
+        stmt = select(t.tenants.c.webhook_secret_sealed).where(t.tenants.c.id == tenant_id)
+        sealed: bytes | None = (
+            (await self._conn.execute(stmt)).mappings().first()["webhook_secret_sealed"]
+        )
+        return sealed
+
+    async def set_webhook(self, tenant_id: str, url: str, sealed_secret: bytes | None) -> None:
+        params = {"w_id": tenant_id, "webhook_url": url, "webhook_secret_sealed": sealed_secret}
+        await self._conn.execute(_SET_WEBHOOK, params)
+
+    async def set_tenant_tier(self, tenant_id: str, tier: str) -> None:
+        stmt = update(t.tenants).where(t.tenants.c.id == tenant_id).values(tier=tier)
         await self._conn.execute(stmt)
 
     async def platform_ca(self, role: str) -> Mapping[str, Any] | None:

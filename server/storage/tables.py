@@ -79,6 +79,13 @@ tenants = Table(
     Column("aia_ca_issuers", Boolean, nullable=False, server_default=true()),
     # Per-tenant rate limit overrides: JSON {limit name: "COUNT/PERIOD" or "" for off}.
     Column("limit_overrides", Text, nullable=False, server_default="{}"),
+    # The named set of limits the tenant is on ("" = the configuration's defaults).
+    Column("tier", String(32), nullable=False, server_default=""),
+    # The policy version in force (policies.version), None: the built-in permissive policy.
+    Column("policy_version", Integer, nullable=True),
+    # Where approval notifications go, and the HMAC-SHA256 key they are signed with (sealed).
+    Column("webhook_url", Text, nullable=False, server_default=""),
+    Column("webhook_secret_sealed", LargeBinary, nullable=True),
 )
 
 platform_cas = Table(
@@ -132,6 +139,9 @@ eab_keys = Table(
     _ts("created_at"),
     _ts("bound_at", nullable=True),
     _ts("revoked_at", nullable=True),
+    # The management API principal who created the key: an order of an account bound with it is
+    # that principal's request, which they may not approve themselves (maker-checker).
+    Column("created_by", String(128), nullable=False, server_default=""),
     ForeignKeyConstraint(["tenant_id"], ["tenants.id"]),
 )
 
@@ -178,6 +188,8 @@ orders = Table(
     _ts("created_at"),
     ForeignKeyConstraint(["tenant_id", "account_id"], ["accounts.tenant_id", "accounts.id"]),
     Index(None, "tenant_id", "account_id", "created_at"),
+    # The concurrent-issuance cap counts a tenant's processing orders.
+    Index(None, "tenant_id", "status"),
 )
 
 authorizations = Table(
@@ -283,9 +295,68 @@ jobs = Table(
     Index(None, "status", "run_at"),
 )
 
+# Versioned policy documents of a tenant; tenants.policy_version names the one in force.
+policies = Table(
+    "policies",
+    metadata,
+    Column("tenant_id", ID, primary_key=True),
+    Column("version", Integer, primary_key=True, autoincrement=False),
+    Column("status", String(16), nullable=False),
+    Column("source", Text, nullable=False),
+    Column("document", JSON, nullable=False),
+    Column("comment", Text, nullable=False, server_default=""),
+    Column("created_by", String(128), nullable=False),
+    _ts("created_at"),
+    _ts("activated_at", nullable=True),
+    ForeignKeyConstraint(["tenant_id"], ["tenants.id"]),
+)
+
+# Maker-checker requests: an order an approval rule holds, or a sensitive policy change.
+approvals = Table(
+    "approvals",
+    metadata,
+    Column("tenant_id", ID, primary_key=True),
+    Column("id", ID, primary_key=True),
+    Column("kind", String(16), nullable=False),
+    Column("object_id", String(64), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("rule", String(200), nullable=False),
+    Column("policy_version", Integer, nullable=True),
+    Column("requested_by", String(128), nullable=False),
+    Column("summary", JSON, nullable=False),
+    Column("decided_by", String(128), nullable=True),
+    Column("reason", Text, nullable=True),
+    _ts("created_at"),
+    _ts("deadline"),
+    _ts("decided_at", nullable=True),
+    ForeignKeyConstraint(["tenant_id"], ["tenants.id"]),
+    Index(None, "tenant_id", "status", "created_at"),
+    Index(None, "tenant_id", "kind", "object_id"),
+)
+
+# Outgoing webhook notifications (an outbox): delivered and retried by the job worker.
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("tenant_id", ID, primary_key=True),
+    Column("id", ID, primary_key=True),
+    Column("event", String(48), nullable=False),
+    Column("body", Text, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("last_error", Text, nullable=True),
+    _ts("created_at"),
+    _ts("delivered_at", nullable=True),
+    ForeignKeyConstraint(["tenant_id"], ["tenants.id"]),
+)
+
+# Platform tables: not tenant-owned request data, reached only through the management API's
+# own stores (a token is looked up before anyone knows its tenant).
+PLATFORM_TABLES = frozenset({"jobs", "api_tokens"})
+
 # Tables whose every statement must carry a tenant_id predicate (checked by a test-time hook).
 TENANT_TABLES = frozenset(
-    t.name for t in metadata.sorted_tables if "tenant_id" in t.c and t.name != "jobs"
+    t.name for t in metadata.sorted_tables if "tenant_id" in t.c and t.name not in PLATFORM_TABLES
 )
 
 
@@ -298,4 +369,43 @@ rate_buckets = Table(
     Column("key", String(200), primary_key=True),
     _ts("tat"),
     ForeignKeyConstraint(["tenant_id"], ["tenants.id"]),
+)
+
+
+# Management API bearer tokens: only a SHA-256 of the secret is kept; tenant_id None is a
+# platform token.
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("tenant_id", ID, nullable=True),
+    Column("principal", String(128), nullable=False),
+    Column("roles", JSON, nullable=False),
+    Column("label", String(200), nullable=False, server_default=""),
+    Column("secret_sha256", String(64), nullable=False),
+    Column("created_by", String(128), nullable=False),
+    _ts("created_at"),
+    _ts("expires_at"),
+    _ts("revoked_at", nullable=True),
+    _ts("last_used_at", nullable=True),
+    # The GCRA bucket of the token's API calls (its theoretical arrival time).
+    _ts("calls_tat", nullable=True),
+    ForeignKeyConstraint(["tenant_id"], ["tenants.id"]),
+    Index(None, "tenant_id", "created_at"),
+)
+
+# Idempotency-Key records of the management API: the first answer to (token, key) is replayed
+# to every retry of the same request; status None marks one still running.
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("token_id", ID, primary_key=True),
+    Column("key", String(255), primary_key=True),
+    Column("request_sha256", String(64), nullable=False),
+    Column("status", Integer, nullable=True),
+    Column("body", Text, nullable=True),
+    Column("content_type", String(100), nullable=True),
+    Column("location", Text, nullable=True),
+    _ts("created_at"),
+    Index(None, "created_at"),
 )

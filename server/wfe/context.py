@@ -17,9 +17,11 @@ from certplane.server.ra.deps import BackgroundTasks
 from certplane.server.ra.issuance import IssuanceService
 from certplane.server.ra.ocsp import OcspService
 from certplane.server.ra.orders import OrderService
+from certplane.server.ra.policies import PolicyService
 from certplane.server.ra.revocation import RevocationService
 from certplane.server.storage.scope import TenantScope
 from certplane.server.storage.uow import UnitOfWork
+from certplane.server.wfe.client_address import TrustedProxies
 from certplane.server.wfe.hostile import NonceRejecter
 from certplane.server.wfe.links import Links
 from certplane.server.wfe.nonces import NonceService
@@ -40,8 +42,11 @@ class Services:
     ocsp: OcspService
     tasks: BackgroundTasks
     keystore: KeyStore
+    policies: PolicyService
     # Hostile knob (tests only): reject a share of valid nonces.
     nonce_rejecter: NonceRejecter = field(default_factory=lambda: NonceRejecter(0))
+    # Whose X-Forwarded-For names the client (server.trusted_proxies).
+    trusted_proxies: TrustedProxies = field(default_factory=TrustedProxies)
 
 
 SERVICES = web.AppKey("services", Services)

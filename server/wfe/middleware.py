@@ -96,6 +96,8 @@ async def _render_errors(
 @web.middleware
 async def tenant_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Resolve ``/acme/{tenant}/…`` to the tenant's scope; an unknown tenant is a 404."""
+    if request.path.startswith("/api/"):  # the management API is not ACME
+        return await handler(request)
     slug = request.match_info.get("tenant") or _slug_from_path(request.path)
     if slug is None:
         return await handler(request)

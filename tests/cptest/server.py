@@ -8,6 +8,7 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,10 +16,13 @@ from aiohttp import web
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from certplane.ca.keys.envelope import MasterKey
-from certplane.server.app import DATABASE, SERVICES, WORKER, create_app
+from certplane.server.admin.bootstrap import create_token
+from certplane.server.app import DATABASE, SERVICES, WORKER, api_listener_app, create_app
 from certplane.server.clock import Clock, SystemClock
 from certplane.server.config import (
+    LIMIT_KEYS,
     AcmeConfig,
+    ApiConfig,
     CaConfig,
     Config,
     DatabaseConfig,
@@ -27,6 +31,7 @@ from certplane.server.config import (
     ServerConfig,
     TestingConfig,
     ValidationConfig,
+    WebhooksConfig,
 )
 from certplane.server.keystores import build_keystore
 from certplane.server.ra.provisioning import NewEab, Provisioner
@@ -36,6 +41,9 @@ from certplane.server.storage.uow import UnitOfWork
 from cptest.net import free_port
 from cptest.secrets import remember
 from cptest.sqlguard import TenantSqlGuard
+
+# Every limit of [limits] off (tests turn on the ones they test).
+LIMITS_OFF = LimitsConfig(**dict.fromkeys(LIMIT_KEYS, ""))
 
 
 def make_config(
@@ -53,6 +61,8 @@ def make_config(
 ) -> Config:
     port = free_port()
     return Config(
+        api=ApiConfig(listen_port=free_port(), calls_per_token=""),
+        webhooks=WebhooksConfig(allowed_networks=("127.0.0.0/8",), timeout_seconds=5),
         data_dir=str(data_dir),
         server=ServerConfig(
             listen_host="127.0.0.1", listen_port=port, base_url=f"http://127.0.0.1:{port}"
@@ -62,13 +72,7 @@ def make_config(
         ca=ca or CaConfig(),
         # Suites create hundreds of accounts and orders per tenant: limits are off unless a
         # test turns them on (tests/integration/test_rate_limits.py).
-        limits=limits
-        or LimitsConfig(
-            new_orders_per_account="",
-            new_accounts_per_tenant="",
-            new_accounts_per_ip="",
-            certificates_per_tenant="",
-        ),
+        limits=limits or LIMITS_OFF,
         acme=acme
         or AcmeConfig(
             caa_identities=("certplane.test",), finalize_deadline_seconds=5, orders_page_size=2
@@ -140,6 +144,12 @@ class ServerThread:
         self._runner: web.AppRunner | None = None
         self.sql_guard = TenantSqlGuard()
         self.app: web.Application | None = None
+        self._api_runner: web.AppRunner | None = None
+
+    @property
+    def api_url(self) -> str:
+        """The management API's base URL (its own listener)."""
+        return f"http://127.0.0.1:{self.config.api.listen_port}/api/v1"
 
     def call(self, fn: Callable[[], Any]) -> Any:
         """Run a coroutine factory on the server's loop and wait for its result."""
@@ -152,12 +162,39 @@ class ServerThread:
         return self
 
     async def _start(self) -> None:
-        self.app = create_app(self.config, clock=self._clock, resolver=self._resolver)
+        self.app = create_app(
+            self.config, clock=self._clock, resolver=self._resolver, check_responses=True
+        )
         self.sql_guard.install(self.app[DATABASE].engine)
         self._runner = web.AppRunner(self.app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", self.config.server.listen_port)
         await site.start()
+        self._api_runner = web.AppRunner(api_listener_app(self.app), access_log=None)
+        await self._api_runner.setup()
+        await web.TCPSite(self._api_runner, "127.0.0.1", self.config.api.listen_port).start()
+
+    def token(self, principal: str, *roles: str, tenant: str | None = None) -> str:
+        """A bearer token minted directly (as ``certplane token create`` does)."""
+        assert self.app is not None
+        services = self.app[SERVICES]
+
+        async def mint() -> str:
+            new = await create_token(
+                services.uow,
+                services.clock,
+                principal=principal,
+                roles=list(roles),
+                tenant_slug=tenant,
+                label="test",
+                lifetime=timedelta(days=30),
+            )
+            return new.secret
+
+        secret: str = self.call(mint)
+        remember(secret)
+        remember(secret.rsplit("_", 1)[1])
+        return secret
 
     def drain(self) -> None:
         """Wait until every background validation and issuance task has finished."""
@@ -170,7 +207,12 @@ class ServerThread:
         services = self.app[SERVICES]
         master = MasterKey.from_file(self.config.data_path("master.key"))
         return RecordingProvisioner(
-            services.uow, services.keystore, master, self.config.ca, services.clock
+            services.uow,
+            services.keystore,
+            master,
+            self.config.ca,
+            services.clock,
+            tiers=self.config.limits.tiers.keys(),
         )
 
     def run_worker_once(self) -> int:
@@ -178,6 +220,8 @@ class ServerThread:
         return int(self.call(self.app[WORKER].run_once))
 
     def stop(self) -> None:
+        if self._api_runner is not None:
+            self.call(self._api_runner.cleanup)
         if self._runner is not None:
             self.call(self._runner.cleanup)
         self._loop.call_soon_threadsafe(self._loop.stop)

@@ -276,6 +276,7 @@ class JobRepo(ScopedRepo):
         now: datetime,
         locked_until: datetime | None,
         deadline: datetime,
+        run_at: datetime | None = None,
     ) -> str:
         job_id = new_id()
         await self._insert(
@@ -284,7 +285,7 @@ class JobRepo(ScopedRepo):
             object_id=object_id,
             status="queued",
             attempts=1 if locked_until else 0,
-            run_at=now,
+            run_at=run_at or now,
             locked_until=locked_until,
             deadline=deadline,
             created_at=now,

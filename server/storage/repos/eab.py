@@ -20,6 +20,7 @@ def _eab(row: Mapping[str, Any]) -> EabKey:
         account_id=row["account_id"],
         created_at=row["created_at"],
         bound_at=row["bound_at"],
+        created_by=row["created_by"],
     )
 
 
@@ -40,9 +41,12 @@ class EabRepo(ScopedRepo):
     async def list(self) -> list[EabKey]:
         return [_eab(row) for row in await self._all(_ALL)]
 
-    async def create(self, kid: str, label: str, hmac_sealed: bytes, now: datetime) -> None:
+    async def create(
+        self, kid: str, label: str, hmac_sealed: bytes, now: datetime, *, created_by: str = ""
+    ) -> None:
         await self._insert(
             id=kid,
+            created_by=created_by,
             label=label,
             hmac_sealed=hmac_sealed,
             status=EabStatus.UNBOUND.value,

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import or_
+from sqlalchemy import func, or_
 
 from certplane.server.model import (
     Authorization,
@@ -107,6 +107,15 @@ _PAGE_AFTER = (
 )
 
 
+# Orders an approval rule holds are processing too, but nothing is being issued for them.
+_HELD = scoped_select(t.approvals, t.approvals.c.object_id).where(
+    t.approvals.c.kind == "order", t.approvals.c.status == "pending"
+)
+_PROCESSING = scoped_select(_o, func.count().label("n")).where(
+    _o.c.status == OrderStatus.PROCESSING.value, _o.c.id.not_in(_HELD)
+)
+
+
 @dataclass(frozen=True)
 class LoadedOrder:
     """An order, the stored status and expiry of each of its authorizations, and its CSR."""
@@ -195,6 +204,11 @@ class OrderRepo(ScopedRepo):
         )
         return moved == 1
 
+    async def count_processing(self) -> int:
+        """How many orders of the tenant are being issued (stored status ``processing``)."""
+        row = await self._one(_PROCESSING)
+        return int(row["n"])
+
     async def page_for_account(
         self, account_id: str, *, after: tuple[datetime, str] | None, limit: int
     ) -> list[tuple[str, datetime]]:
@@ -264,6 +278,15 @@ _VALID_FOR_ACCOUNT = scoped_select(_az, _az.c.identifier_type, _az.c.identifier_
     _az.c.status == AuthzStatus.VALID.value,
     _az.c.expires > w("now"),
     _az.c.identifier_value.in_(w("values", True)),
+)
+
+# How many pending, unexpired authorizations an account holds, and when the oldest expires.
+_PENDING_OF_ACCOUNT = scoped_select(
+    _az, func.count().label("n"), func.min(_az.c.expires).label("oldest")
+).where(
+    _az.c.account_id == w("account_id"),
+    _az.c.status == AuthzStatus.PENDING.value,
+    _az.c.expires > w("now"),
 )
 
 
@@ -368,6 +391,14 @@ class AuthzRepo(ScopedRepo):
             **values,
         )
         return moved == 1
+
+    async def pending_for_account(
+        self, account_id: str, now: datetime
+    ) -> tuple[int, datetime | None]:
+        """How many pending, unexpired authorizations the account holds, and the earliest
+        expiry among them (None when there are none)."""
+        row = await self._one(_PENDING_OF_ACCOUNT, w_account_id=account_id, w_now=now)
+        return int(row["n"]), row["oldest"]
 
     async def valid_for_account(
         self, account_id: str, identifiers: Sequence[Identifier], now: datetime

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -13,6 +14,7 @@ from certplane.server.storage.repos.base import ScopedRepo, scoped_select, scope
 _r = t.rate_buckets
 _LOCK = scoped_select(_r, _r.c.tat).where(_r.c.key == w("key")).with_for_update()
 _SET = scoped_update(_r).where(_r.c.key == w("key"))
+_READ = scoped_select(_r, _r.c.key, _r.c.tat).where(_r.c.key.in_(w("keys", True)))
 # A new bucket is created full (a TAT not after now); an existing one is left as it is.
 _CREATE: dict[str, Any] = {
     "sqlite": sqlite.insert(_r).on_conflict_do_nothing(),
@@ -36,3 +38,10 @@ class RateBucketRepo(ScopedRepo):
 
     async def store(self, key: str, tat: datetime) -> None:
         await self._write(_SET, w_key=key, tat=tat)
+
+    async def read(self, keys: Sequence[str]) -> Mapping[str, datetime]:
+        """The TATs of the buckets among ``keys`` that exist (a missing one is full); no lock."""
+        if not keys:
+            return {}
+        rows = await self._all(_READ, w_keys=list(keys))
+        return {row["key"]: row["tat"] for row in rows}

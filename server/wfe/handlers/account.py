@@ -10,6 +10,7 @@ from certplane.policy.keys import WeakKeyError, check_account_key
 from certplane.server.errors import AcmeProblem, ProblemType, malformed, not_found
 from certplane.server.ra.accounts import EabClaim, NewAccountRequest
 from certplane.server.ra.contacts import parse_contacts
+from certplane.server.wfe.client_address import FORWARDED_FOR
 from certplane.server.wfe.context import services, tenant_context
 from certplane.server.wfe.handlers.common import acme_json
 from certplane.server.wfe.jose import (
@@ -42,7 +43,9 @@ async def new_account(request: web.Request) -> web.Response:
             terms_agreed=_optional_bool(payload, "termsOfServiceAgreed"),
             only_return_existing=_optional_bool(payload, "onlyReturnExisting"),
             eab=_eab_claim(payload, post.url, post.jws.jwk or jwk),
-            client_ip=request.remote,
+            client_ip=svc.trusted_proxies.client_address(
+                request.remote, request.headers.getall(FORWARDED_FOR, [])
+            ),
         )
         account, created = await svc.accounts.new_account(post.tx, ctx.tenant, req)
         return acme_json(

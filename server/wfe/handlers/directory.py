@@ -11,8 +11,8 @@ from certplane.server.wfe.handlers.common import acme_json
 
 
 async def directory(request: web.Request) -> web.Response:
-    ctx, config = tenant_context(request), services(request).config
-    links = ctx.links
+    ctx, svc = tenant_context(request), services(request)
+    config, links = svc.config, ctx.links
     meta: dict[str, Any] = {"externalAccountRequired": ctx.tenant.external_account_required}
     if config.acme.terms_of_service:
         meta["termsOfService"] = config.acme.terms_of_service
@@ -20,6 +20,9 @@ async def directory(request: web.Request) -> web.Response:
         meta["website"] = config.acme.website
     if config.acme.caa_identities:
         meta["caaIdentities"] = list(config.acme.caa_identities)
+    profiles = await svc.policies.profiles(ctx.scope, ctx.tenant.policy_version)
+    if profiles is not None:  # draft-ietf-acme-profiles: name -> description
+        meta["profiles"] = profiles
     body = {
         "newNonce": links.new_nonce,
         "newAccount": links.new_account,
