@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from urllib.parse import urlsplit
 
 import aiohttp
+from aiohttp.abc import AbstractResolver, ResolveResult
 
 from certplane.ca.keys.envelope import MasterKey
 from certplane.server.clock import Clock
@@ -41,17 +42,48 @@ async def _addresses(host: str, port: int) -> list[str]:
     return sorted({str(info[4][0]) for info in infos})
 
 
-async def check_destination(url: str, allowed: Sequence[IpNetwork]) -> None:
-    """Only http(s), and never a special-purpose address (loopback, private, link-local…)
-    unless an allowed network holds it: a tenant must not aim the server at its own network."""
+async def check_destination(url: str, allowed: Sequence[IpNetwork]) -> list[str]:
+    """The addresses to connect to: only http(s), and never a special-purpose address
+    (loopback, private, link-local…) unless an allowed network holds it — a tenant must not aim
+    the server at its own network."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise DeliveryRefused("the webhook URL must be http or https with a host")
     port = parts.port or (443 if parts.scheme == "https" else 80)
-    for address in await _addresses(parts.hostname, port):
+    addresses = await _addresses(parts.hostname, port)
+    for address in addresses:
         ip = ipaddress.ip_address(address.split("%")[0])
         if is_special_purpose(ip) is not None and not any(ip in net for net in allowed):
             raise DeliveryRefused(f"the webhook host resolves to {ip}, a special-purpose address")
+    if not addresses:
+        raise DeliveryRefused("the webhook host does not resolve")
+    return addresses
+
+
+class PinnedResolver(AbstractResolver):
+    """Connects only to the addresses ``check_destination`` approved: a second lookup between
+    the check and the connection (DNS rebinding) cannot move the delivery elsewhere."""
+
+    def __init__(self, addresses: Sequence[str]) -> None:
+        self._addresses = tuple(addresses)
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        return [
+            ResolveResult(
+                hostname=host,
+                host=address,
+                port=port,
+                family=socket.AF_INET6 if ":" in address else socket.AF_INET,
+                proto=0,
+                flags=socket.AI_NUMERICHOST,
+            )
+            for address in self._addresses
+        ]
+
+    async def close(self) -> None:
+        return None
 
 
 class WebhookSender:
@@ -96,9 +128,10 @@ class WebhookSender:
             SIGNATURE_HEADER: signature(secret, int(self._clock.now().timestamp()), payload),
         }
         try:
-            await check_destination(url, self._allowed)
+            addresses = await check_destination(url, self._allowed)
+            connector = aiohttp.TCPConnector(resolver=PinnedResolver(addresses))
             async with (
-                aiohttp.ClientSession(timeout=self._timeout) as session,
+                aiohttp.ClientSession(timeout=self._timeout, connector=connector) as session,
                 session.post(url, data=payload, headers=headers, allow_redirects=False) as resp,
             ):
                 if 200 <= resp.status < 300:

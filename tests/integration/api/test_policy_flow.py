@@ -4,6 +4,7 @@ orders held for approval (approve, reject, deadline) with signed webhooks."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
@@ -84,6 +85,10 @@ def deployment(backend, tmp_path_factory, http01_port, http01, webhook) -> Itera
     directory = tmp_path_factory.mktemp(f"policy-{backend}")
     with database_url(backend, directory) as url:
         config = make_config(directory, url, http01_port=http01_port)
+        # The tests run the job worker themselves (deadlines and retries on a fake clock).
+        config = dataclasses.replace(
+            config, server=dataclasses.replace(config.server, run_worker=False)
+        )
         provision(config, {"pol": True})
         clock = FakeClock()
         server = ServerThread(config, clock=clock).start()
@@ -351,7 +356,7 @@ def test_approved_orders_are_issued(deployment, approval_policy, webhook):
     final = client.post(order["url"]).json()
     assert final["status"] == "valid", final
     assert client.post(final["certificate"]).status_code == 200
-    deployment.server.run_worker_once()
+    _run_due_jobs(deployment)
     events = [w["body"]["data"]["approval"]["id"] for w in webhook.of("approval.approved")]
     assert approval["id"] in events
     assert webhook.bad_signatures == 0
@@ -371,15 +376,59 @@ def test_rejected_orders_become_invalid_with_the_reason(deployment, approval_pol
     assert "not our host" in final["error"]["detail"]
 
 
+def _run_due_jobs(deployment) -> None:
+    """Run every job that is due now (the worker claims a batch at a time)."""
+    while deployment.server.run_worker_once():
+        pass
+
+
+def _deliveries(deployment) -> list[dict[str, Any]]:
+    server = deployment.server
+
+    async def read() -> list[dict[str, Any]]:
+        from certplane.server.app import SERVICES
+        from certplane.server.storage.scope import TenantScope
+
+        uow = server.app[SERVICES].uow
+        tenant = await uow.tenants.by_slug("pol")
+        async with uow.begin(TenantScope(tenant.id, tenant.slug), write=False) as tx:
+            return [dict(row) for row in await tx.webhooks.all()]
+
+    return list(server.call(read))
+
+
+def test_failed_webhook_deliveries_are_retried_then_given_up(deployment, approval_policy, webhook):
+    _run_due_jobs(deployment)  # deliver whatever earlier tests queued
+    webhook.answer_status = 500
+    try:
+        requester = deployment.client("requester", "ray")
+        _held_order(deployment, requester, "w.held.pol.localhost")
+        seen = len(webhook.received)
+        for attempt in range(1, 9):
+            _run_due_jobs(deployment)
+            (delivery,) = [d for d in _deliveries(deployment) if d["status"] != "delivered"]
+            assert delivery["attempts"] == attempt
+            assert "HTTP 500" in delivery["last_error"]
+            deployment.clock.advance(timedelta(hours=1))
+        assert delivery["status"] == "failed"
+        assert len(webhook.received) == seen + 8  # eight attempts, then no more
+        _run_due_jobs(deployment)
+        assert len(webhook.received) == seen + 8
+        ids = {r["delivery"] for r in webhook.received[seen:]}
+        assert ids == {delivery["id"]}  # every retry carries the same delivery id
+    finally:
+        webhook.answer_status = 200
+
+
 def test_undecided_orders_expire_at_the_deadline(deployment, approval_policy, webhook):
     requester = deployment.client("requester", "ria")
     client, order, approval = _held_order(deployment, requester, "e.held.pol.localhost")
-    deployment.server.run_worker_once()
+    _run_due_jobs(deployment)
     assert approval["id"] in [
         w["body"]["data"]["approval"]["id"] for w in webhook.of("approval.requested")
     ]
     deployment.clock.advance(timedelta(hours=25))
-    deployment.server.run_worker_once()
+    _run_due_jobs(deployment)
     final = client.post(order["url"]).json()
     assert final["status"] == "invalid"
     assert "deadline" in final["error"]["detail"]
