@@ -184,15 +184,17 @@ _StrictYamlLoader.add_constructor("tag:yaml.org,2002:float", _finite_float)
 
 
 def _load_yaml(source: str) -> Any:
-    loader = _StrictYamlLoader(source)
-    try:
+    loader: _StrictYamlLoader | None = None
+    try:  # the reader refuses characters YAML does not allow while it is being constructed
+        loader = _StrictYamlLoader(source)
         return loader.get_single_data()
     except yaml.MarkedYAMLError as error:
         raise _whole(_yaml_message(error)) from None
     except yaml.YAMLError as error:
         raise _whole(f"YAML error: {error}") from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
 
 
 def _yaml_message(error: yaml.MarkedYAMLError) -> str:

@@ -24,7 +24,12 @@ from certplane.server.clock import SystemClock
 from certplane.server.config import Config
 from certplane.server.keystores import build_keystore
 from certplane.server.model import EabKey, HierarchyPattern, IssuerRecord, Tenant, TenantStatus
-from certplane.server.ra.provisioning import IssuerSpec, Provisioner, ProvisioningError
+from certplane.server.ra.provisioning import (
+    MAX_DISPLAY_NAME,
+    IssuerSpec,
+    Provisioner,
+    ProvisioningError,
+)
 from certplane.server.storage.db import Database
 from certplane.server.storage.migrate import current_revision, head_revision, upgrade
 from certplane.server.storage.uow import UnitOfWork
@@ -302,7 +307,10 @@ class Operations:
         slug = args.slug
         async with self._provisioner() as prov:
             tenant = await prov.create_tenant(
-                slug, args.name or slug, eab_required=not args.no_eab, spec=self._spec(args)
+                slug,
+                args.name or slug[:MAX_DISPLAY_NAME],
+                eab_required=not args.no_eab,
+                spec=self._spec(args),
             )
         data = _tenant_json(tenant, self.config.server.base_url)
         return self._out(f"tenant {slug} created\ndirectory: {data['directory']}", data)

@@ -23,6 +23,7 @@ from typing import Any
 
 import jsonschema
 from aiohttp import web
+from jsonschema.protocols import Validator
 
 from certplane.ca.keys.envelope import open_sealed, seal
 from certplane.policy.rbac import Permission, allows, needs_reason
@@ -237,7 +238,9 @@ def _pattern(
         yield jsonschema.ValidationError(f"{instance!r} does not match {pattern!r}")
 
 
-_VALIDATOR = jsonschema.validators.extend(jsonschema.Draft202012Validator, {"pattern": _pattern})
+_VALIDATOR: type[Validator] = jsonschema.validators.extend(  # type: ignore[no-untyped-call]
+    jsonschema.Draft202012Validator, {"pattern": _pattern}
+)
 
 
 def _errors(schema: dict[str, Any], value: Any, prefix: str) -> list[FieldError]:

@@ -129,7 +129,8 @@ def openapi_document(base_url: str) -> dict[str, Any]:
             "description": "Tenants, EAB keys, policies, quotas, approvals, inventory, events "
             f"and API tokens of the certplane at {base_url}. Authenticate with "
             "`Authorization: Bearer cpt_…`. Errors are problem documents (RFC 9457); lists "
-            "page with `limit` and `cursor`; `Idempotency-Key` makes every POST safe to retry.",
+            "page with `limit` and `cursor`; `Idempotency-Key` makes every POST safe to retry. "
+            "Strings with NUL characters or unpaired surrogates are refused (400).",
         },
         "servers": [{"url": "/api/v1"}],
         "components": {

@@ -85,6 +85,19 @@ def _pem(cert: x509.Certificate) -> str:
     return cert.public_bytes(serialization.Encoding.PEM).decode("ascii")
 
 
+MAX_DISPLAY_NAME = 32  # the CA common names built from it stay within X.520's 64 characters
+
+
+def check_display_name(name: str) -> str:
+    """A tenant's display name: it becomes part of its CA certificates' common names."""
+    if not 1 <= len(name) <= MAX_DISPLAY_NAME or not name.isprintable():
+        raise ProvisioningError(
+            f"tenant name: expected 1-{MAX_DISPLAY_NAME} printable characters "
+            "(it is part of the tenant CA's common name)"
+        )
+    return name
+
+
 def check_slug(slug: str) -> str:
     if not _SLUG.match(slug):
         raise ProvisioningError(
@@ -176,6 +189,7 @@ class Provisioner:
         or in ``key_token``, a token dedicated to the tenant.
         """
         check_slug(slug)
+        check_display_name(display_name)
         spec = spec or IssuerSpec(KeyAlgorithm(self._ca.key_algorithm))
         if key_token is not None:
             spec = dataclasses.replace(spec, key_token=key_token)

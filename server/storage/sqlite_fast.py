@@ -186,6 +186,8 @@ def _getter(
     if index:
         position = int(index)
         return lambda params: _processed(process, params[key][position])
+    if not bind.required:  # ``.values(column=None)``: None unless the call passes a value
+        return lambda params: _processed(process, params.get(key))
     return lambda params: _processed(process, params[key])
 
 

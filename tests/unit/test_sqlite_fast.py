@@ -123,3 +123,17 @@ def test_listeners_see_every_statement(conn):
     fast = FastExecutor(InlineSQLiteDialect())
     fast.execute(conn, select(t.tenants).where(t.tenants.c.id == bindparam("w_id")), {"w_id": "t1"})
     assert seen and "FROM tenants" in seen[-1]
+
+
+def test_a_null_written_into_the_statement(conn):
+    """``.values(column=None)`` sets NULL (it once raised KeyError on the fast path)."""
+    fast = FastExecutor(InlineSQLiteDialect())
+    fast.execute(conn, insert(_a), [_rows(1)])
+    stmt = update(_a).where(_a.c.id == bindparam("w_id")).values(status="x", expires=None)
+    with pytest.raises(Exception, match="NOT NULL"):  # expires is NOT NULL: the NULL was sent
+        fast.execute(conn, stmt, {"w_id": "z1"})
+    tenants = update(t.tenants).where(t.tenants.c.id == bindparam("w_id"))
+    nulled = tenants.values(webhook_secret_sealed=None, webhook_url="")
+    assert fast.execute(conn, nulled, {"w_id": "t1"}).rowcount == 1
+    row = conn.execute(select(t.tenants.c.webhook_secret_sealed)).first()
+    assert row is not None and row[0] is None

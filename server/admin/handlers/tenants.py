@@ -27,7 +27,7 @@ from certplane.server.admin.schemas import (
     page_of,
 )
 from certplane.server.model import EventType, HierarchyPattern, Tenant, TenantStatus
-from certplane.server.ra.provisioning import IssuerSpec
+from certplane.server.ra.provisioning import MAX_DISPLAY_NAME, IssuerSpec
 from certplane.server.ra.webhooks import seal_secret
 from certplane.server.storage.scope import TenantScope
 
@@ -108,7 +108,7 @@ NEW_TENANT = obj(
     ["slug"],
     {
         "slug": SLUG,
-        "name": {"type": "string", "minLength": 1, "maxLength": 200},
+        "name": {"type": "string", "minLength": 1, "maxLength": 32},
         "external_account_required": BOOLEAN,
         "algorithm": {"enum": [a.value for a in KeyAlgorithm]},
         "dedicated_root": BOOLEAN,
@@ -162,7 +162,7 @@ async def create_tenant(call: ApiCall) -> Answer:
     with provisioning_errors():
         tenant = await call.services.provisioner.create_tenant(
             body["slug"],
-            body.get("name", body["slug"]),
+            body.get("name", body["slug"][:MAX_DISPLAY_NAME]),
             eab_required=body.get("external_account_required", True),
             spec=spec,
             actor=call.principal.actor,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 
+import pytest
 import requests
 from cptest.apiclient import ApiClient, problem_type
 
@@ -185,3 +186,22 @@ def test_stored_answers_keep_no_secret_in_clear(api_server, as_role):
     assert not any(created["hmac_key"] in body or created["kid"] in body for body in bodies)
     replay = admin.post("/tenants/alpha/eab-keys", {}, headers={"Idempotency-Key": key})
     assert replay.json()["hmac_key"] == created["hmac_key"]
+
+
+def test_a_tenant_name_must_fit_the_ca_common_name(as_role, api_server):
+    admin = as_role("platform-admin", name="namer")
+    refused = admin.post("/tenants", {"slug": "longname", "name": "N" * 33})
+    assert refused.status_code == 400 and refused.json()["errors"][0]["pointer"] == "/name"
+    long_slug = "s" * 40  # without a name, the display name is the slug cut to fit
+    created = admin.post("/tenants", {"slug": long_slug})
+    assert created.status_code == 201, created.text
+    assert created.json()["name"] == "s" * 32
+
+
+def test_the_control_plane_refuses_a_name_too_long_for_a_common_name(api_server):
+    from certplane.server.ra.provisioning import ProvisioningError
+
+    with pytest.raises(ProvisioningError, match="1-32 printable"):
+        api_server.call(lambda: api_server.provisioner().create_tenant("toolong", "N" * 33))
+    with pytest.raises(ProvisioningError):
+        api_server.call(lambda: api_server.provisioner().create_tenant("ctrl", "bad\nname"))

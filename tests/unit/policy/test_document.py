@@ -713,3 +713,9 @@ def test_applying_the_diff_turns_old_into_new(old: dict[str, Any], new: dict[str
     changes = diff_documents(old, new)
     assert apply_diff(old, changes) == new
     assert (changes == []) == (json.dumps(old, sort_keys=True) == json.dumps(new, sort_keys=True))
+
+
+def test_characters_yaml_forbids_are_an_issue_not_a_crash():
+    with pytest.raises(PolicyInvalid) as caught:
+        parse_policy("schema: certplane/policy/v1\x1f", media_type="application/yaml")
+    assert [issue.pointer for issue in caught.value.issues] == [""]
