@@ -19,11 +19,12 @@ from certplane.ca.files import write_file_atomically
 from certplane.ca.keys.api import KeyAlgorithm, key_algorithm, ref_scheme
 from certplane.ca.keys.envelope import MasterKey
 from certplane.ca.keys.errors import KeystoreError
+from certplane.server.admin.views import eab_json, tenant_json
 from certplane.server.app import api_listener_app, create_app, load_master_key
 from certplane.server.clock import SystemClock
 from certplane.server.config import Config
 from certplane.server.keystores import build_keystore
-from certplane.server.model import EabKey, HierarchyPattern, IssuerRecord, Tenant, TenantStatus
+from certplane.server.model import HierarchyPattern, IssuerRecord, TenantStatus
 from certplane.server.ra.provisioning import (
     MAX_DISPLAY_NAME,
     IssuerSpec,
@@ -39,22 +40,6 @@ DEMO_TENANT = "demo"
 
 class OutputError(Exception):
     """A command failed; the message says why and what to do."""
-
-
-def _tenant_json(tenant: Tenant, base_url: str) -> dict[str, Any]:
-    return {
-        "slug": tenant.slug,
-        "id": tenant.id,
-        "name": tenant.display_name,
-        "status": tenant.status.value,
-        "external_account_required": tenant.external_account_required,
-        "directory": f"{base_url}/acme/{tenant.slug}/directory",
-        "created_at": tenant.created_at.isoformat(),
-        "aia_ocsp": tenant.aia_ocsp,
-        "aia_ca_issuers": tenant.aia_ca_issuers,
-        "limit_overrides": dict(tenant.limit_overrides),
-        "tier": tenant.tier,
-    }
 
 
 def _issuer_json(record: IssuerRecord) -> dict[str, Any]:
@@ -108,16 +93,6 @@ def _read_text(path: str | None) -> str:
         return Path(path).read_text(encoding="ascii")
     except (OSError, UnicodeDecodeError) as exc:
         raise OutputError(f"cannot read {path}: {exc}") from None
-
-
-def _eab_json(key: EabKey) -> dict[str, Any]:
-    return {
-        "kid": key.kid,
-        "label": key.label,
-        "status": key.status.value,
-        "account_id": key.account_id,
-        "created_at": key.created_at.isoformat(),
-    }
 
 
 class Operations:
@@ -270,7 +245,7 @@ class Operations:
             )
             if changes:
                 tenant = await prov.set_tenant_limits(slug, changes)
-        data = _tenant_json(tenant, self.config.server.base_url)
+        data = tenant_json(tenant, self.config.server.base_url)
         overrides = ", ".join(f"{k}={v or 'off'}" for k, v in tenant.limit_overrides.items())
         return self._out(
             f"tenant {slug}: AIA OCSP {_on(tenant.aia_ocsp)}, "
@@ -312,20 +287,20 @@ class Operations:
                 eab_required=not args.no_eab,
                 spec=self._spec(args),
             )
-        data = _tenant_json(tenant, self.config.server.base_url)
+        data = tenant_json(tenant, self.config.server.base_url)
         return self._out(f"tenant {slug} created\ndirectory: {data['directory']}", data)
 
     async def tenant_list(self) -> Any:
         async with self._provisioner() as prov:
             tenants = await prov.tenants()
-        rows = [_tenant_json(t, self.config.server.base_url) for t in tenants]
+        rows = [tenant_json(t, self.config.server.base_url) for t in tenants]
         lines = [f"{r['slug']:<24} {r['status']:<10} {r['directory']}" for r in rows]
         return self._out("\n".join(lines) or "no tenants", rows)
 
     async def tenant_show(self, slug: str) -> Any:
         async with self._provisioner() as prov:
             tenant = await prov.tenant(slug)
-        data = _tenant_json(tenant, self.config.server.base_url)
+        data = tenant_json(tenant, self.config.server.base_url)
         return self._out("\n".join(f"{k}: {v}" for k, v in data.items()), data)
 
     async def tenant_status(self, slug: str, status: str) -> Any:
@@ -333,7 +308,7 @@ class Operations:
             tenant = await prov.set_tenant_status(slug, TenantStatus(status))
         return self._out(
             f"tenant {slug} is {tenant.status.value}",
-            _tenant_json(tenant, self.config.server.base_url),
+            tenant_json(tenant, self.config.server.base_url),
         )
 
     async def eab_create(self, slug: str, label: str) -> Any:
@@ -346,7 +321,7 @@ class Operations:
     async def eab_list(self, slug: str) -> Any:
         async with self._provisioner() as prov:
             keys = await prov.list_eab(slug)
-        rows = [_eab_json(k) for k in keys]
+        rows = [eab_json(k) for k in keys]
         lines = [f"{r['kid']:<24} {r['status']:<8} {r['label']}" for r in rows]
         return self._out("\n".join(lines) or "no EAB keys", rows)
 

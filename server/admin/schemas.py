@@ -9,12 +9,14 @@ from __future__ import annotations
 import base64
 import json
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from certplane.server.admin.endpoints import QueryParam
 from certplane.server.admin.problems import invalid
 
+T = TypeVar("T")
 STRING = {"type": "string"}
 NULLABLE_STRING = {"type": ["string", "null"]}
 TIMESTAMP = {"type": "string", "format": "date-time"}
@@ -89,6 +91,18 @@ def decode_cursor(cursor: str | None, arity: int) -> list[str] | None:
     ):
         raise invalid("cursor: not a cursor this API issued", "/query/cursor")
     return parts
+
+
+def key_after(query: dict[str, Any]) -> str | None:
+    """The key a page of a keyed list starts after (from its ``cursor``)."""
+    parts = decode_cursor(query.get("cursor"), 1)
+    return None if parts is None else parts[0]
+
+
+def keyed_page(rows: list[T], limit: int, key: Callable[[T], str]) -> tuple[list[T], str | None]:
+    """The page (``rows`` was read with ``limit + 1``) and the cursor after its last row."""
+    page, more = rows[:limit], len(rows) > limit
+    return page, encode_cursor(key(page[-1])) if more and page else None
 
 
 def time_cursor(cursor: str | None) -> tuple[datetime, str] | None:

@@ -12,12 +12,12 @@ from certplane.server.admin.schemas import (
     PAGE_PARAMS,
     STRING,
     TIMESTAMP,
-    decode_cursor,
-    encode_cursor,
+    key_after,
+    keyed_page,
     obj,
     page_of,
 )
-from certplane.server.model import EabKey
+from certplane.server.admin.views import eab_json
 
 EAB_KEY: dict[str, Any] = obj(
     ["kid", "label", "status", "account_id", "created_at", "created_by"],
@@ -36,17 +36,6 @@ NEW_EAB_KEY = obj(
 )
 
 
-def eab_json(key: EabKey) -> dict[str, Any]:
-    return {
-        "kid": key.kid,
-        "label": key.label,
-        "status": key.status.value,
-        "account_id": key.account_id,
-        "created_at": key.created_at.isoformat(),
-        "created_by": key.created_by,
-    }
-
-
 @API.route(
     "GET",
     "/tenants/{tenant}/eab-keys",
@@ -58,15 +47,11 @@ def eab_json(key: EabKey) -> dict[str, Any]:
     tag="eab",
 )
 async def list_eab_keys(call: ApiCall) -> Answer:
-    limit = call.query["limit"]
-    after = decode_cursor(call.query.get("cursor"), 1)
+    after = key_after(call.query)
     with provisioning_errors():
         keys = await call.services.provisioner.list_eab(call.scope.slug)
-    keys.sort(key=lambda k: k.kid)
-    if after is not None:
-        keys = [k for k in keys if k.kid > after[0]]
-    page, more = keys[:limit], len(keys) > limit
-    cursor = encode_cursor(page[-1].kid) if more and page else None
+    keys = sorted((k for k in keys if after is None or k.kid > after), key=lambda k: k.kid)
+    page, cursor = keyed_page(keys, call.query["limit"], lambda k: k.kid)
     return Answer({"items": [eab_json(k) for k in page], "next_cursor": cursor})
 
 

@@ -35,8 +35,8 @@ from certplane.server.admin.schemas import (
     PAGE_PARAMS,
     STRING,
     TIMESTAMP,
-    decode_cursor,
-    encode_cursor,
+    key_after,
+    keyed_page,
     obj,
     page_of,
 )
@@ -161,13 +161,11 @@ async def create_policy_version(call: ApiCall) -> Answer:
     tag="policies",
 )
 async def list_policy_versions(call: ApiCall) -> Answer:
-    limit = call.query["limit"]
-    after = decode_cursor(call.query.get("cursor"), 1)
-    before = _number(after[0]) if after is not None else None
+    limit, after = call.query["limit"], key_after(call.query)
+    before = _number(after) if after is not None else None
     async with call.services.uow.begin(call.scope, write=False) as tx:
         rows = await tx.policies.page(before=before, limit=limit + 1)
-    page, more = rows[:limit], len(rows) > limit
-    cursor = encode_cursor(str(page[-1].version)) if more and page else None
+    page, cursor = keyed_page(rows, limit, lambda v: str(v.version))
     return Answer({"items": [version_json(v) for v in page], "next_cursor": cursor})
 
 

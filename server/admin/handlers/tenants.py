@@ -21,12 +21,13 @@ from certplane.server.admin.schemas import (
     SLUG,
     STRING,
     TIMESTAMP,
-    decode_cursor,
-    encode_cursor,
+    key_after,
+    keyed_page,
     obj,
     page_of,
 )
-from certplane.server.model import EventType, HierarchyPattern, Tenant, TenantStatus
+from certplane.server.admin.views import tenant_json
+from certplane.server.model import EventType, HierarchyPattern, TenantStatus
 from certplane.server.ra.provisioning import MAX_DISPLAY_NAME, IssuerSpec
 from certplane.server.ra.webhooks import seal_secret
 from certplane.server.storage.scope import TenantScope
@@ -43,6 +44,9 @@ TENANT: dict[str, Any] = obj(
         "tier",
         "policy_version",
         "webhook_url",
+        "aia_ocsp",
+        "aia_ca_issuers",
+        "limit_overrides",
     ],
     {
         "slug": SLUG,
@@ -55,23 +59,11 @@ TENANT: dict[str, Any] = obj(
         "tier": STRING,
         "policy_version": {"type": ["integer", "null"]},
         "webhook_url": STRING,
+        "aia_ocsp": BOOLEAN,
+        "aia_ca_issuers": BOOLEAN,
+        "limit_overrides": {"type": "object", "additionalProperties": STRING},
     },
 )
-
-
-def tenant_json(tenant: Tenant, base_url: str) -> dict[str, Any]:
-    return {
-        "slug": tenant.slug,
-        "id": tenant.id,
-        "name": tenant.display_name,
-        "status": tenant.status.value,
-        "external_account_required": tenant.external_account_required,
-        "directory": f"{base_url}/acme/{tenant.slug}/directory",
-        "created_at": tenant.created_at.isoformat(),
-        "tier": tenant.tier,
-        "policy_version": tenant.policy_version,
-        "webhook_url": tenant.webhook_url,
-    }
 
 
 @API.route(
@@ -85,16 +77,14 @@ def tenant_json(tenant: Tenant, base_url: str) -> dict[str, Any]:
     tag="tenants",
 )
 async def list_tenants(call: ApiCall) -> Answer:
-    limit = call.query["limit"]
-    after = decode_cursor(call.query.get("cursor"), 1)
-    tenants = await call.services.provisioner.tenants()
-    if after is not None:
-        tenants = [t for t in tenants if t.slug > after[0]]
-    page, more = tenants[:limit], len(tenants) > limit
+    after = key_after(call.query)
+    tenants = [
+        t for t in await call.services.provisioner.tenants() if after is None or t.slug > after
+    ]
+    page, cursor = keyed_page(tenants, call.query["limit"], lambda t: t.slug)
     if call.reason is not None:
         await support_list_access(call, page)
     base = call.services.config.server.base_url
-    cursor = encode_cursor(page[-1].slug) if more and page else None
     return Answer({"items": [tenant_json(t, base) for t in page], "next_cursor": cursor})
 
 

@@ -20,8 +20,8 @@ from certplane.server.admin.schemas import (
     PAGE_PARAMS,
     STRING,
     TIMESTAMP,
-    decode_cursor,
-    encode_cursor,
+    key_after,
+    keyed_page,
     obj,
     page_of,
 )
@@ -129,13 +129,9 @@ async def _event(call: ApiCall, event: EventType, record: TokenRecord) -> None:
 
 async def _list(call: ApiCall, tenant_id: str | None) -> Answer:
     limit = call.query["limit"]
-    after = decode_cursor(call.query.get("cursor"), 1)
     async with call.services.uow.api(write=False) as store:
-        rows = await store.tokens(
-            tenant_id, limit=limit + 1, after=after[0] if after is not None else None
-        )
-    page, more = rows[:limit], len(rows) > limit
-    cursor = encode_cursor(page[-1].id) if more and page else None
+        rows = await store.tokens(tenant_id, limit=limit + 1, after=key_after(call.query))
+    page, cursor = keyed_page(rows, limit, lambda r: r.id)
     return Answer({"items": [token_json(r) for r in page], "next_cursor": cursor})
 
 
