@@ -172,7 +172,16 @@ def build_services(
         idempotency_window=timedelta(hours=config.api.idempotency_hours),
         check_responses=check_responses,
     )
-    return services, Worker(db, clock, authzs, issuance, approvals, webhooks), admin
+    worker = Worker(
+        db,
+        clock,
+        authzs,
+        issuance,
+        approvals,
+        webhooks,
+        idempotency_window=admin.idempotency_window,
+    )
+    return services, worker, admin
 
 
 def _call_limit(config: Config) -> Limit | None:

@@ -19,7 +19,12 @@ from certplane.server.ra.authorizations import VALIDATE_JOB, AuthorizationServic
 from certplane.server.ra.issuance import ISSUE_JOB, IssuanceService
 from certplane.server.ra.webhooks import WEBHOOK_JOB
 from certplane.server.storage.db import Database
-from certplane.server.storage.ops import ClaimedJob, claim_due_jobs, prune_used_nonces
+from certplane.server.storage.ops import (
+    ClaimedJob,
+    claim_due_jobs,
+    prune_idempotency_keys,
+    prune_used_nonces,
+)
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +43,9 @@ class Worker:
         webhooks: WebhookSender,
         *,
         poll_interval: float = 1.0,
+        idempotency_window: timedelta = timedelta(hours=24),
     ) -> None:
+        self._idempotency_window = idempotency_window
         self._approvals = approvals
         self._webhooks = webhooks
         self._db = db
@@ -68,10 +75,12 @@ class Worker:
             log.error("job %s has unknown kind %r", job.job_id, job.kind)
 
     async def _prune_nonces(self) -> None:
-        """Forget expired redeemed nonces, at most once per ``NONCE_PRUNE_INTERVAL``."""
+        """Forget expired redeemed nonces and Idempotency-Key answers past their window, at
+        most once per ``NONCE_PRUNE_INTERVAL``."""
         now = self._clock.now()
         if self._pruned_at is None or now - self._pruned_at >= NONCE_PRUNE_INTERVAL:
             await prune_used_nonces(self._db, now)
+            await prune_idempotency_keys(self._db, now - self._idempotency_window)
             self._pruned_at = now
 
     async def run_forever(self, stop: asyncio.Event) -> None:

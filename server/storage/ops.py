@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, select, update
 
 from certplane.server.storage import tables as t
+from certplane.server.storage.api_store import ApiStore
 from certplane.server.storage.db import Database
 from certplane.server.storage.scope import TenantScope
 
@@ -69,6 +70,12 @@ async def claim_due_jobs(
                 )
             )
         return claimed
+
+
+async def prune_idempotency_keys(db: Database, before: datetime) -> int:
+    """Forget Idempotency-Key answers older than their replay window (every token's)."""
+    async with db.transaction(write=True) as conn:
+        return await ApiStore(conn).prune_keys(before)
 
 
 async def prune_used_nonces(db: Database, now: datetime) -> int:

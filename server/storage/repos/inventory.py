@@ -55,7 +55,7 @@ def name_filter(column: Any, name: str) -> ColumnElement[bool]:
     """Identifiers (stored as a JSON list) holding ``name``, or a name under ``.suffix``."""
     text = cast(column, String)
     if name.startswith("."):
-        pattern = f'%{_like_literal(json.dumps(name)[:-1])}"%'
+        pattern = f"%{_like_literal(json.dumps(name)[1:])}%"  # a value ending in .suffix"
     else:
         pattern = f"%{_like_literal(json.dumps({'value': name})[1:-1])}%"
     return text.like(pattern, escape="\\")

@@ -79,3 +79,31 @@ def test_api_calls_are_limited_per_token(metered):
     assert second.get("/whoami").status_code == 200  # the bucket is the token's
     clock.advance(timedelta(minutes=20))
     assert first.get("/whoami").status_code == 200
+
+
+def test_an_expired_token_is_refused(metered):
+    server, clock = metered
+    client = ApiClient(server.api_url, server.token("brief", "auditor", tenant="gamma"))
+    assert client.get("/whoami").status_code == 200
+    clock.advance(timedelta(days=31))  # test tokens live 30 days
+    expired = client.get("/whoami")
+    assert expired.status_code == 401 and problem_type(expired) == "unauthenticated"
+
+
+def test_idempotency_answers_expire_and_are_pruned(metered):
+    from certplane.server.app import DATABASE
+    from certplane.server.storage.ops import prune_idempotency_keys
+
+    server, clock = metered
+    admin = ApiClient(server.api_url, server.token("keys", "tenant-admin", tenant="gamma"))
+    header = {"Idempotency-Key": "nightly-run"}
+    first = admin.post("/tenants/gamma/eab-keys", {"label": "a"}, headers=header)
+    assert first.status_code == 201
+    reused = admin.post("/tenants/gamma/eab-keys", {"label": "b"}, headers=header)
+    assert reused.status_code == 422  # within the window: the key belongs to the first request
+    clock.advance(timedelta(hours=25))
+    window_start = clock.now() - timedelta(hours=24)
+    pruned = server.call(lambda: prune_idempotency_keys(server.app[DATABASE], window_start))
+    assert pruned >= 1
+    fresh = admin.post("/tenants/gamma/eab-keys", {"label": "b"}, headers=header)
+    assert fresh.status_code == 201 and fresh.json()["kid"] != first.json()["kid"]
