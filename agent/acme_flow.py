@@ -138,7 +138,7 @@ class AcmeSession:
         finally:
             for solver, identifier, token in answered:
                 solver.cleanup(identifier, token)
-        return _split_chain(done.fullchain_pem)
+        return split_chain(done.fullchain_pem)
 
     def _new_order(self, csr_pem: bytes, replaces: str | None) -> messages.OrderResource:
         if replaces is None:
@@ -195,10 +195,12 @@ class AcmeSession:
 
     def renewal_window(self, cert_pem: str, now: datetime.datetime) -> RenewalWindow | None:
         """The CA's suggested renewal window (RFC 9773 §4.2), None when it offers no ARI."""
-        if "renewalInfo" not in self._client.directory:
+        try:
+            base = self._client.directory["renewalInfo"]
+        except KeyError:
             return None
         cert = x509.load_pem_x509_certificate(cert_pem.encode())
-        url = self._client.directory["renewalInfo"] + "/" + _renewal_info_path_component(cert)
+        url = base + "/" + _renewal_info_path_component(cert)
         try:
             response = self._net.get(url, content_type="application/json")
         except (messages.Error, errors.Error, requests.RequestException) as exc:
@@ -227,7 +229,7 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def _split_chain(fullchain_pem: str) -> Issued:
+def split_chain(fullchain_pem: str) -> Issued:
     marker = "-----END CERTIFICATE-----"
     end = fullchain_pem.index(marker) + len(marker)
     cert = fullchain_pem[:end].strip() + "\n"

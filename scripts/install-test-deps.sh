@@ -8,6 +8,7 @@ need=()
 command -v pebble-challtestsrv >/dev/null || need+=(pebble)
 command -v softhsm2-util >/dev/null || need+=(softhsm2)
 command -v openssl >/dev/null || need+=(openssl)
+[[ -x /usr/sbin/nginx ]] || need+=(nginx-light)   # the agent's deployment tests drive nginx
 if ((${#need[@]})); then
     if [[ $(id -u) -ne 0 ]]; then
         echo "missing Debian packages: ${need[*]} (install them as root: apt-get install ${need[*]})" >&2
@@ -16,6 +17,10 @@ if ((${#need[@]})); then
     echo "installing Debian packages: ${need[*]}"
     apt-get update -q >/dev/null
     DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${need[@]}" >/dev/null
+    # the package starts a system nginx on port 80; tests start their own on free ports
+    if [[ " ${need[*]} " == *" nginx-light "* ]]; then
+        service nginx stop >/dev/null 2>&1 || true
+    fi
 fi
 
 "$PYTHON" scripts/check_python.py

@@ -34,6 +34,7 @@ from certplane.server.ra.ocsp import OcspService
 from certplane.server.ra.orders import OrderService
 from certplane.server.ra.policies import PolicyService
 from certplane.server.ra.provisioning import Provisioner
+from certplane.server.ra.renewal_info import RenewalInfoService
 from certplane.server.ra.revocation import RevocationService
 from certplane.server.storage.db import Database
 from certplane.server.storage.scope import TenantScope
@@ -141,6 +142,7 @@ def build_services(
         revocation=RevocationService(deps),
         crls=CrlService(deps, issuers, crl_for),
         ocsp=OcspService(deps, issuers),
+        renewal_info=RenewalInfoService(deps),
         tasks=tasks,
         keystore=keystore,
         policies=policies,

@@ -84,6 +84,12 @@ class AcmeConfig:
     finalize_deadline_seconds: float = 5.0
     orders_page_size: int = 50
     retry_after_seconds: int = 3
+    # ACME Renewal Information (RFC 9773 §4.3.1): how often clients should fetch a certificate's
+    # renewal window again (its Retry-After; also how long caches may keep the answer).
+    ari_retry_after_seconds: int = 6 * 3600
+    # A page explaining why a window moved into the past (a revocation, an issuer rotation):
+    # the renewal information's explanationURL then; "" leaves it out.
+    ari_explanation_url: str = ""
 
 
 @dataclass(frozen=True)
@@ -364,10 +370,20 @@ def validate(config: Config) -> None:
     _check_limits(config.limits)
     if config.ca.issuance_deadline_seconds <= 0 or config.ca.issuance_retry_first_seconds <= 0:
         raise ConfigError("ca.issuance_deadline_seconds, ca.issuance_retry_*: expected > 0")
+    _check_ari(config.acme)
     if config.ca.leaf_validity_days < 1:
         raise ConfigError("ca.leaf_validity_days: expected a positive number of days")
     if config.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise ConfigError("log_level: expected one of DEBUG, INFO, WARNING, ERROR")
+
+
+def _check_ari(acme: AcmeConfig) -> None:
+    # RFC 9773 §4.3.2: clients clamp the interval to one minute .. one day.
+    if not 60 <= acme.ari_retry_after_seconds <= 86400:
+        raise ConfigError("acme.ari_retry_after_seconds: expected 60..86400 seconds")
+    url = acme.ari_explanation_url
+    if url and not url.startswith(("https://", "http://")):
+        raise ConfigError("acme.ari_explanation_url: expected an http(s) URL or nothing")
 
 
 def _check_api(api: ApiConfig, server: ServerConfig) -> None:

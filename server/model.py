@@ -222,6 +222,8 @@ class Order:
     certificate_id: str | None
     authz_ids: tuple[str, ...]
     created_at: datetime
+    # The ARI CertID of the certificate this order replaces (RFC 9773 §5), None: not a renewal.
+    replaces: str | None = None
 
 
 class CertificateStatus(StrEnum):
@@ -246,6 +248,8 @@ class Certificate:
     not_after: datetime | None
     revoked_at: datetime | None
     revocation_reason: int | None
+    # The order that claimed this certificate as its replacement (RFC 9773 §5), if any.
+    replaced_by_order: str | None = None
 
 
 class EabStatus(StrEnum):

@@ -3,6 +3,16 @@
 A replacement order (§5) names the certificate it replaces. certplane exempts such an order
 from the new-orders-per-account limit: renewing what was already issued is the traffic ARI
 exists to schedule, and the replaced certificate proves the account's history.
+
+NOTE(replaced): a certificate is replaced by at most one live order. §5: the server refuses a
+newOrder whose certificate "has already been marked as replaced by a different Order that is
+not 'invalid'" with 409 ``alreadyReplaced``. The claim is ``certificates.replaced_by_order``;
+it holds while that order's *effective* status (RFC 8555 §7.1.6) is pending, ready,
+processing or valid, so a valid replacement blocks every later one for good. An order that
+became invalid (refused at finalize by the CA or an approver, expired before issuance, an
+authorization failed or deactivated) releases it: the next replacement order takes the claim
+over with a guarded update from exactly that order, so of two concurrent newOrders naming the
+same certificate exactly one wins.
 """
 
 from __future__ import annotations
@@ -12,13 +22,14 @@ import binascii
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from cryptography import x509
 
 from certplane.policy.identifiers import Identifier
-from certplane.server.errors import malformed
-from certplane.server.model import Account, Certificate, CertificateStatus
+from certplane.server.errors import AcmeProblem, ProblemType, malformed
+from certplane.server.model import Account, Certificate, CertificateStatus, OrderStatus
 from certplane.server.storage.uow import TenantTx
 
 _B64URL = re.compile(r"^[A-Za-z0-9_-]+$")
@@ -57,14 +68,29 @@ def cert_id_of(certificate: x509.Certificate) -> str:
     return f"{_b64url(aki.key_identifier)}.{_b64url(der)}"
 
 
-async def replaced_certificate(
-    tx: TenantTx, account: Account, replaces: Any, identifiers: Sequence[Identifier]
-) -> Certificate | None:
+@dataclass(frozen=True)
+class Replacement:
+    """A newOrder's ``replaces`` (RFC 9773 §5), checked: the certificate it names, the CertID
+    as sent, and the invalid order that held the claim (None: no order did)."""
+
+    certificate: Certificate
+    cert_id: str
+    previous_claim: str | None
+
+
+async def replacement_of(
+    tx: TenantTx,
+    account: Account,
+    replaces: Any,
+    identifiers: Sequence[Identifier],
+    now: datetime,
+) -> Replacement | None:
     """The certificate a newOrder's ``replaces`` names (RFC 9773 §5), None when absent.
 
-    It must be a certificate of this tenant issued to this account that shares an identifier
-    with the order (§5: "SHOULD"); anything else is ``malformed``. A certificate of another
-    account is answered exactly like one that does not exist.
+    §5's checks: it must be a certificate of this tenant issued to this account that shares an
+    identifier with the order, else ``malformed`` (a certificate of another account is answered
+    exactly like one that does not exist); and no other order that is not invalid may have
+    claimed it, else ``alreadyReplaced`` (409).
     """
     if replaces is None:
         return None
@@ -75,19 +101,51 @@ async def replaced_certificate(
     except ValueError as exc:
         raise malformed(f"replaces is not an ARI CertID (RFC 9773 §4.1): {exc}") from None
     certificate = await tx.certificates.get_by_serial(format(cert_id.serial, "x"))
-    if not _names(certificate, account, cert_id):
+    if (
+        certificate is None
+        or certificate.account_id != account.id
+        or not names_certificate(certificate, cert_id)
+    ):
         raise malformed("replaces does not name a certificate issued to this account")
-    assert certificate is not None
     if not set(certificate.identifiers) & set(identifiers):
         raise malformed("replaces names a certificate with none of this order's identifiers")
-    return certificate
+    claim = certificate.replaced_by_order
+    if claim is not None and await _claim_holds(tx, claim, now):
+        raise already_replaced(replaces)
+    return Replacement(certificate, replaces, claim)
 
 
-def _names(certificate: Certificate | None, account: Account, cert_id: CertId) -> bool:
-    """Whether ``certificate`` is an issued certificate of ``account`` that ``cert_id`` names
-    (its serial was looked up; the AKI must match the leaf's too)."""
-    if certificate is None or certificate.account_id != account.id:
-        return False
+async def claim_replacement(tx: TenantTx, replacement: Replacement, order_id: str) -> None:
+    """Mark the certificate as replaced by the new order ``order_id``, in its transaction.
+
+    Raises ``alreadyReplaced`` when another order took the claim since ``replacement_of``
+    read it (a concurrent newOrder naming the same certificate).
+    """
+    claimed = await tx.certificates.claim_replacement(
+        replacement.certificate.id, order_id, previous=replacement.previous_claim
+    )
+    if not claimed:
+        raise already_replaced(replacement.cert_id)
+
+
+def already_replaced(cert_id: str) -> AcmeProblem:
+    """RFC 9773 §5: "it MUST return an HTTP 409 (Conflict) with a problem document of type
+    'alreadyReplaced'"."""
+    return AcmeProblem(
+        ProblemType.ALREADY_REPLACED,
+        f"certificate {cert_id} is already replaced by another order that is not invalid",
+    )
+
+
+async def _claim_holds(tx: TenantTx, order_id: str, now: datetime) -> bool:
+    """Whether the order holding a certificate's claim still holds it: not invalid."""
+    loaded = await tx.orders.load(order_id)
+    return loaded is not None and loaded.status(now) is not OrderStatus.INVALID
+
+
+def names_certificate(certificate: Certificate, cert_id: CertId) -> bool:
+    """Whether ``certificate`` (looked up by ``cert_id``'s serial) is an issued certificate
+    that ``cert_id`` names: its leaf's AKI keyIdentifier must match too (RFC 9773 §4.1)."""
     if certificate.status not in (CertificateStatus.ISSUED, CertificateStatus.REVOKED):
         return False
     if not certificate.chain_pem:

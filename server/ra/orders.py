@@ -25,11 +25,9 @@ from certplane.server.model import (
     OrderStatus,
     Tenant,
     TenantStatus,
-    authz_status,
     challenge_types_for,
-    order_status,
 )
-from certplane.server.ra.ari import replaced_certificate
+from certplane.server.ra.ari import Replacement, claim_replacement, replacement_of
 from certplane.server.ra.deps import RADeps
 from certplane.server.ra.limits import charge, check_new_order
 from certplane.server.ra.policies import (
@@ -77,7 +75,12 @@ class OrderService:
     async def new_order(
         self, tx: TenantTx, tenant: Tenant, account: Account, payload: dict[str, Any]
     ) -> OrderState:
-        """Create an order, reusing this account's live authorizations (§7.4, §7.1.4)."""
+        """Create an order, reusing this account's live authorizations (§7.4, §7.1.4).
+
+        An ARI replacement (``replaces``, RFC 9773 §5) claims the certificate it names in the
+        same transaction (``alreadyReplaced`` if another live order holds it), is exempt from
+        the new-orders-per-account limit, and carries ``replaces`` from then on.
+        """
         if tenant.status is not TenantStatus.ACTIVE:
             raise AcmeProblem(ProblemType.UNAUTHORIZED, "this tenant is suspended: no new orders")
         identifiers = self._identifiers(payload)
@@ -85,12 +88,14 @@ class OrderService:
         active = await self._deps.policies.current(tx)
         profile = _profile(payload, active.policy)
         await self._check_policy(tx, active, account, identifiers, profile)
-        replaced = await replaced_certificate(tx, account, payload.get("replaces"), identifiers)
         limits, now = self._deps.limits.for_tenant(tenant), self._deps.clock.now()
+        replacement = await replacement_of(tx, account, payload.get("replaces"), identifiers, now)
         await check_new_order(tx, limits, account.id, identifiers, now)
-        if replaced is None:  # an ARI replacement (RFC 9773 §5) is exempt from this one
+        if replacement is None:  # an ARI replacement (RFC 9773 §5) is exempt from this one
             await charge(tx, limits.new_orders_per_account, f"account:{account.id}", now)
-        order = await self._create(tx, account, identifiers, profile, active.policy)
+        order = await self._create(tx, account, identifiers, profile, active.policy, replacement)
+        if replacement is not None:
+            await claim_replacement(tx, replacement, order.id)
         return OrderState(order, order.stored_status)
 
     async def _check_policy(
@@ -141,8 +146,10 @@ class OrderService:
         identifiers: list[Identifier],
         profile: str,
         policy: Policy,
+        replacement: Replacement | None,
     ) -> Order:
         now = self._deps.clock.now()
+        replaces = None if replacement is None else replacement.cert_id
         expires = now + self._deps.settings.order_lifetime
         authz_ids = []
         for identifier in identifiers:
@@ -162,7 +169,9 @@ class OrderService:
             not_before=None,
             not_after=None,
             now=now,
+            replaces=replaces,
         )
+        extra = {} if replaces is None else {"replaces": replaces}
         await tx.events.append(
             EventType.ORDER_CREATED,
             object_type="order",
@@ -170,6 +179,7 @@ class OrderService:
             actor=f"account:{account.id}",
             now=now,
             identifiers=[i.to_json() for i in identifiers],
+            **extra,
         )
         return order
 
@@ -225,9 +235,7 @@ async def load_order_state(
     loaded = await tx.orders.load(order_id)
     if loaded is None or loaded.order.account_id != account.id:
         raise not_found("order")
-    order = loaded.order
-    authz_statuses = [authz_status(stored, expires, now) for stored, expires in loaded.authz_states]
-    return OrderState(order, order_status(order.stored_status, order.expires, authz_statuses, now))
+    return OrderState(loaded.order, loaded.status(now))
 
 
 def _refuse_validity_window(payload: dict[str, Any]) -> None:

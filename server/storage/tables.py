@@ -186,6 +186,8 @@ orders = Table(
     Column("error", JSON, nullable=True),
     Column("certificate_id", ID, nullable=True),
     _ts("created_at"),
+    # The ARI CertID of the certificate this order replaces (RFC 9773 §5), as the client sent it.
+    Column("replaces", Text, nullable=True),
     ForeignKeyConstraint(["tenant_id", "account_id"], ["accounts.tenant_id", "accounts.id"]),
     Index(None, "tenant_id", "account_id", "created_at"),
     # The concurrent-issuance cap counts a tenant's processing orders.
@@ -258,6 +260,9 @@ certificates = Table(
     _ts("revoked_at", nullable=True),
     Column("revocation_reason", Integer, nullable=True),
     _ts("created_at"),
+    # The order that claimed this certificate as its replacement (RFC 9773 §5); a newOrder
+    # takes the claim over only from an order that has become invalid (ra/ari.py).
+    Column("replaced_by_order", ID, nullable=True),
     ForeignKeyConstraint(["tenant_id", "order_id"], ["orders.tenant_id", "orders.id"]),
     ForeignKeyConstraint(["tenant_id", "issuer_id"], ["issuers.tenant_id", "issuers.id"]),
     Index(None, "tenant_id", "order_id"),

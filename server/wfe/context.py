@@ -18,6 +18,7 @@ from certplane.server.ra.issuance import IssuanceService
 from certplane.server.ra.ocsp import OcspService
 from certplane.server.ra.orders import OrderService
 from certplane.server.ra.policies import PolicyService
+from certplane.server.ra.renewal_info import RenewalInfoService
 from certplane.server.ra.revocation import RevocationService
 from certplane.server.storage.scope import TenantScope
 from certplane.server.storage.uow import UnitOfWork
@@ -40,6 +41,7 @@ class Services:
     revocation: RevocationService
     crls: CrlService
     ocsp: OcspService
+    renewal_info: RenewalInfoService
     tasks: BackgroundTasks
     keystore: KeyStore
     policies: PolicyService

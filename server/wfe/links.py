@@ -44,6 +44,11 @@ class Links:
         return self._url("/key-change")
 
     @property
+    def renewal_info(self) -> str:
+        """RFC 9773 §3: the base URL; a certificate's resource is ``{renewal_info}/{CertID}``."""
+        return self._url("/renewal-info")
+
+    @property
     def account_prefix(self) -> str:
         return self._url("/acct/")
 

@@ -1,10 +1,19 @@
-"""The route table: one line per ACME resource (RFC 8555 §7.1)."""
+"""The route table: one line per ACME resource (RFC 8555 §7.1, RFC 9773 §4)."""
 
 from __future__ import annotations
 
 from aiohttp import web
 
-from certplane.server.wfe.handlers import account, authz, certificate, crl, directory, ocsp, order
+from certplane.server.wfe.handlers import (
+    account,
+    authz,
+    certificate,
+    crl,
+    directory,
+    ocsp,
+    order,
+    renewal_info,
+)
 
 T = "/acme/{tenant}"
 
@@ -26,6 +35,7 @@ def add_routes(app: web.Application) -> None:
     r.add_post(f"{T}/cert/{{cert_id}}", certificate.certificate)
     r.add_post(f"{T}/cert/{{cert_id}}/{{alternate:[1-9][0-9]{{0,2}}}}", certificate.certificate)
     r.add_post(f"{T}/revoke-cert", certificate.revoke_cert)
+    r.add_get(f"{T}/renewal-info/{{cert_id}}", renewal_info.renewal_info)  # RFC 9773 §4.1
     r.add_get("/crl/{tenant}/{issuer_id}.crl", crl.crl)
     r.add_get("/ca/{tenant}/{issuer_id}.der", crl.ca_certificate)
     r.add_post("/ocsp/{tenant}/{issuer_id}", ocsp.ocsp_post)

@@ -1,4 +1,4 @@
-"""Domain values rendered as ACME wire JSON (RFC 8555 §7.1.2–§7.1.5)."""
+"""Domain values rendered as ACME wire JSON (RFC 8555 §7.1.2–§7.1.5, RFC 9773 §4.2)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import Any
 
 from certplane.server.model import Account, Authorization, AuthzStatus, Challenge, OrderStatus
 from certplane.server.ra.orders import OrderState
+from certplane.server.ra.renewal_info import RenewalWindow
 from certplane.server.wfe.links import Links
 
 
@@ -39,6 +40,8 @@ def order_view(state: OrderState, links: Links) -> dict[str, Any]:
         view["error"] = order.error
     if state.status is OrderStatus.VALID and order.certificate_id:
         view["certificate"] = links.certificate(order.certificate_id)
+    if order.replaces is not None:  # RFC 9773 §5: "it MUST reflect that field"
+        view["replaces"] = order.replaces
     return view
 
 
@@ -74,3 +77,14 @@ def _shown(authz: Authorization, status: AuthzStatus) -> tuple[Challenge, ...]:
         valid = tuple(c for c in authz.challenges if c.status.value == "valid")
         return valid or authz.challenges
     return authz.challenges
+
+
+def renewal_info_view(window: RenewalWindow, explanation_url: str) -> dict[str, Any]:
+    """A RenewalInfo object (RFC 9773 §4.2); ``explanationURL`` only for a window the server
+    moved, and only when one is configured."""
+    view: dict[str, Any] = {
+        "suggestedWindow": {"start": rfc3339(window.start), "end": rfc3339(window.end)}
+    }
+    if window.moved and explanation_url:
+        view["explanationURL"] = explanation_url
+    return view

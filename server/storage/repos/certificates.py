@@ -36,6 +36,7 @@ def _certificate(row: Mapping[str, Any]) -> Certificate:
         not_after=row["not_after"],
         revoked_at=row["revoked_at"],
         revocation_reason=row["revocation_reason"],
+        replaced_by_order=row["replaced_by_order"],
     )
 
 
@@ -45,6 +46,13 @@ _CERT_BY_SERIAL = scoped_select(_c).where(_c.c.serial == w("serial"))
 _CERT_MOVE = scoped_update(_c).where(_c.c.id == w("id"), _c.c.status == w("from"))
 _CERT_ABANDON = scoped_update(_c).where(
     _c.c.order_id == w("order_id"), _c.c.status == CertificateStatus.RESERVED.value
+)
+# RFC 9773 §5: claim a certificate for a replacement order, from no one or from one order.
+_CERT_CLAIM_UNCLAIMED = scoped_update(_c).where(
+    _c.c.id == w("id"), _c.c.replaced_by_order.is_(None)
+)
+_CERT_CLAIM_FROM = scoped_update(_c).where(
+    _c.c.id == w("id"), _c.c.replaced_by_order == w("previous")
 )
 _CERTS_OF_ORDER = scoped_select(_c).where(_c.c.order_id == w("order_id")).order_by(_c.c.created_at)
 _REVOKED_BY_ISSUER = (
@@ -119,6 +127,21 @@ class CertificateRepo(ScopedRepo):
         await self._write(
             _CERT_ABANDON, w_order_id=order_id, status=CertificateStatus.ABANDONED.value
         )
+
+    async def claim_replacement(self, cert_id: str, order_id: str, *, previous: str | None) -> bool:
+        """Mark the certificate as replaced by ``order_id`` if ``previous`` still holds the
+        claim (None: no order does). A guarded update: of concurrent claims from the same
+        ``previous``, exactly one changes the row (PostgreSQL re-checks the WHERE clause after
+        the first commits; SQLite serialises write transactions)."""
+        if previous is None:
+            moved = await self._write(
+                _CERT_CLAIM_UNCLAIMED, w_id=cert_id, replaced_by_order=order_id
+            )
+        else:
+            moved = await self._write(
+                _CERT_CLAIM_FROM, w_id=cert_id, w_previous=previous, replaced_by_order=order_id
+            )
+        return moved == 1
 
     async def revoked_by_issuer(self, issuer_id: str) -> list[tuple[str, datetime, int]]:
         """(serial hex, revoked_at, reason) of every revoked certificate of one issuer."""

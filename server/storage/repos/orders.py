@@ -19,6 +19,8 @@ from certplane.server.model import (
     IdentifierType,
     Order,
     OrderStatus,
+    authz_status,
+    order_status,
 )
 from certplane.server.storage import tables as t
 from certplane.server.storage.repos.base import ScopedRepo, scoped_select, scoped_update, w
@@ -43,6 +45,7 @@ def _order(row: Mapping[str, Any], authz_ids: tuple[str, ...]) -> Order:
         certificate_id=row["certificate_id"],
         authz_ids=authz_ids,
         created_at=row["created_at"],
+        replaces=row["replaces"],
     )
 
 
@@ -124,6 +127,11 @@ class LoadedOrder:
     authz_states: tuple[tuple[AuthzStatus, datetime], ...]
     csr_der: bytes | None
 
+    def status(self, now: datetime) -> OrderStatus:
+        """The order's effective status (RFC 8555 §7.1.6) at ``now``."""
+        authzs = [authz_status(stored, expires, now) for stored, expires in self.authz_states]
+        return order_status(self.order.stored_status, self.order.expires, authzs, now)
+
 
 def _loaded(rows: Sequence[Mapping[str, Any]]) -> LoadedOrder:
     linked = [r for r in rows if r["authz_id"] is not None]
@@ -157,6 +165,7 @@ class OrderRepo(ScopedRepo):
         not_before: datetime | None,
         not_after: datetime | None,
         now: datetime,
+        replaces: str | None = None,
     ) -> Order:
         """Insert a pending order linked to ``authz_ids``; returns it as stored."""
         order = Order(
@@ -172,6 +181,7 @@ class OrderRepo(ScopedRepo):
             certificate_id=None,
             authz_ids=tuple(authz_ids),
             created_at=now,
+            replaces=replaces,
         )
         await self._insert(
             id=order.id,
@@ -183,6 +193,7 @@ class OrderRepo(ScopedRepo):
             not_before=not_before,
             not_after=not_after,
             created_at=now,
+            replaces=replaces,
         )
         links = [
             {"order_id": order.id, "authz_id": authz_id, "position": position}

@@ -1,4 +1,4 @@
-"""Directory and newNonce (RFC 8555 §7.1.1, §7.2)."""
+"""Directory and newNonce (RFC 8555 §7.1.1, §7.2; RFC 9773 §3)."""
 
 from __future__ import annotations
 
@@ -29,6 +29,7 @@ async def directory(request: web.Request) -> web.Response:
         "newOrder": links.new_order,
         "revokeCert": links.revoke_cert,
         "keyChange": links.key_change,
+        "renewalInfo": links.renewal_info,  # RFC 9773 §3
         "meta": meta,
     }
     response = acme_json(body)
