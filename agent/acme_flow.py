@@ -98,6 +98,10 @@ class AcmeSession:
             existing = self._client.new_account(messages.NewRegistration(only_return_existing=True))
             return str(existing.uri)
         except errors.ConflictError as conflict:
+            # §7.3.1: the key's account exists; later requests are signed with its URL (kid)
+            self._net.account = messages.RegistrationResource(
+                body=messages.Registration(), uri=conflict.location
+            )
             return str(conflict.location)
         except messages.Error as error:
             if error.code != "accountDoesNotExist":

@@ -110,6 +110,39 @@ class Agent:
             self._session = session
         return self._session
 
+    def enroll(self) -> str:
+        """The account URL (created with the EAB key on first use, found afterwards)."""
+        self.session()
+        record = read_file(self._state_dir / "account.json", roots=[self._state_dir])
+        assert record is not None
+        return str(json.loads(record)["account"])
+
+    def renew_now(self, settings: CertificateSettings) -> Step:
+        """Renew whatever the schedule says, naming the certificate replaced (RFC 9773 §5)."""
+        state = self.states.load(settings.name)
+        replaces = state.certificate.ari_cert_id if state.certificate else None
+        return self.issue(settings, replaces=replaces)
+
+    def status(self) -> list[dict[str, str | None]]:
+        """One row per managed certificate: state, expiry, next action and when, last error."""
+        rows = []
+        for settings in self.config.certificates:
+            state = self.states.load(settings.name)
+            what, when = self.scheduler.next_action(state, renew_before=_renew_before(settings))
+            cert = state.certificate
+            rows.append(
+                {
+                    "name": settings.name,
+                    "status": state.status.value,
+                    "not_after": cert.not_after.isoformat() if cert else None,
+                    "fingerprint": cert.fingerprint_sha256 if cert else None,
+                    "next": what.value,
+                    "when": when.isoformat(),
+                    "last_error": state.last_error,
+                }
+            )
+        return rows
+
     # --- one pass ---------------------------------------------------------------------------
 
     def tick(self) -> list[Step]:

@@ -10,15 +10,11 @@ import http.server
 import secrets
 import sys
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import josepy as jose
 import pytest
-from cptest.challtestsrv import ChallTestSrv
-from cptest.databases import database_url
 from cptest.rfc2136 import UpdateBridge
-from cptest.server import ServerThread, make_config, provision
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 
@@ -34,25 +30,6 @@ from certplane.agent.solvers import (
 
 TSIG_NAME = "agent-key."
 TSIG_SECRET = base64.b64encode(secrets.token_bytes(32)).decode()
-
-
-@pytest.fixture(scope="module")
-def lab() -> Iterator[ChallTestSrv]:
-    with ChallTestSrv() as dns:
-        yield dns
-
-
-@pytest.fixture(scope="module")
-def certplane(backend, tmp_path_factory, http01_port, lab) -> Iterator[tuple[ServerThread, dict]]:
-    directory = tmp_path_factory.mktemp(f"agent-{backend}")
-    with database_url(backend, directory) as url:
-        config = make_config(directory, url, http01_port=http01_port, dns_servers=(lab.dns_server,))
-        platform = provision(config, {"fleet": True})
-        server = ServerThread(config).start()
-        try:
-            yield server, {"eab": platform.eab["fleet"], "directory": platform.directory("fleet")}
-        finally:
-            server.stop()
 
 
 def _session(certplane, key: jose.JWK | None = None) -> AcmeSession:
