@@ -7,6 +7,8 @@
       renew [NAME ...]      do what is due (ARI, renewal, deployment retries); --force renews now
       run                   the daemon: pass after pass until SIGTERM or SIGINT
       status                managed certificates: state, expiry, next action, last error
+      discover              every certificate on this host: files, configurations, ports
+      adopt PATH --name N   manage a discovered certificate in place (same names, same files)
 
 Exit status 0 on success, 1 when a step failed or the configuration is wrong, 2 for usage
 errors. Nothing from the server ever reaches a shell: hooks and reloads are argv lists.
@@ -15,6 +17,7 @@ errors. Nothing from the server ever reaches a shell: hooks and reloads are argv
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
@@ -22,8 +25,10 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from certplane.agent.acme_flow import AcmeFailure
+from certplane.agent.adopt import AdoptError, certificate_block, plan_adoption
 from certplane.agent.config import (
     AgentConfig,
     CertificateSettings,
@@ -31,6 +36,7 @@ from certplane.agent.config import (
     explain,
     load_config,
 )
+from certplane.agent.discovery import DiscoveryOptions, discover
 from certplane.agent.engine import Agent, Step
 from certplane.agent.state import StateError
 from certplane.agent.store import StoreError
@@ -60,6 +66,21 @@ def _parser() -> argparse.ArgumentParser:
     renew.add_argument("--force", action="store_true", help="renew now, whatever the schedule")
     sub.add_parser("run", help="run as a daemon")
     sub.add_parser("status", help="managed certificates and their state")
+    sub.add_parser("discover", help="certificates on this host and where they are served")
+    adopt = sub.add_parser("adopt", help="manage a discovered certificate in place")
+    adopt.add_argument("path", help="the certificate file the web server is configured with")
+    adopt.add_argument("--name", required=True, help="the managed certificate's name")
+    how = adopt.add_mutually_exclusive_group(required=True)
+    how.add_argument("--webroot", help="answer http-01 with files under this directory")
+    how.add_argument("--standalone-port", type=int, help="answer http-01 on this port")
+    adopt.add_argument(
+        "--reload", action="append", default=[], metavar="ARG",
+        help="the reload command, one argument per --reload (no shell)",
+    )  # fmt: skip
+    adopt.add_argument(
+        "--write", action="store_true",
+        help="append the entry to the configuration and issue and deploy now",
+    )  # fmt: skip
     return parser
 
 
@@ -130,6 +151,56 @@ def cmd_run(agent: Agent, args: argparse.Namespace) -> tuple[str, int]:
     return "stopped", 0
 
 
+def _discovery_options(config: AgentConfig) -> DiscoveryOptions:
+    found = config.agent.discovery
+    options = DiscoveryOptions()
+    if found.cert_paths:
+        options = dataclasses.replace(options, certificate_paths=tuple(map(str, found.cert_paths)))
+    if found.nginx_conf:
+        options = dataclasses.replace(options, nginx_main=str(found.nginx_conf[0]))
+    if found.apache_conf:
+        options = dataclasses.replace(options, apache_main=str(found.apache_conf[0]))
+    return options
+
+
+def cmd_discover(agent: Agent, args: argparse.Namespace) -> tuple[str, int]:
+    report = discover(_discovery_options(agent.config))
+    if args.json:
+        return report.to_json(), 0
+    lines = [f"{'FINGERPRINT':<17} {'NOT AFTER':<26} {'NAMES':<40} WHERE"]
+    for record in report.certificates:
+        cert = record.certificate
+        names = ",".join((*cert.dns_names, *cert.ip_addresses))[:40]
+        where = [f.path for f in record.files]
+        where += [f"served {s.host}:{s.port} ({s.sni or 'no SNI'})" for s in record.served]
+        lines.append(
+            f"{cert.fingerprint[:16]:<17} {cert.not_after.isoformat():<26} {names:<40} "
+            + "; ".join(where)
+        )
+    lines += [
+        f"finding: {f.code} {f.path or f.file or f.fingerprint or ''} {f.detail}"
+        for f in report.findings
+    ]
+    return "\n".join(lines), 0
+
+
+def cmd_adopt(agent: Agent, args: argparse.Namespace) -> tuple[str, int]:
+    plan = plan_adoption(discover(_discovery_options(agent.config)), args.path, args.name)
+    challenge: dict[str, str | int] = {"type": "http-01"}
+    if args.webroot:
+        challenge |= {"mode": "webroot", "webroot": args.webroot}
+    else:
+        challenge |= {"mode": "standalone", "port": args.standalone_port}
+    block = certificate_block(plan, challenge, args.reload)
+    if not args.write:
+        return block, 0
+    path = Path(args.config)
+    path.write_text(path.read_text() + block)
+    adopted = Agent(load_config(path))
+    settings = next(c for c in adopted.config.certificates if c.name == args.name)
+    return _steps_output([adopted.issue(settings)], args.json)
+
+
 AgentCommand = Callable[[Agent, argparse.Namespace], tuple[str, int]]
 COMMANDS: dict[str, AgentCommand] = {
     "enroll": cmd_enroll,
@@ -137,6 +208,8 @@ COMMANDS: dict[str, AgentCommand] = {
     "renew": cmd_renew,
     "status": cmd_status,
     "run": cmd_run,
+    "discover": cmd_discover,
+    "adopt": cmd_adopt,
 }
 
 
@@ -158,7 +231,7 @@ def main(
         print(f"certplane-agent: {args.config}: the configuration is not valid:", file=sys.stderr)
         print(explain(exc.errors), file=sys.stderr)
         return 1
-    except (CommandFailed, AcmeFailure, StateError, StoreError, OSError) as exc:
+    except (CommandFailed, AdoptError, AcmeFailure, StateError, StoreError, OSError) as exc:
         print(f"certplane-agent: {exc}", file=sys.stderr)
         return 1
     print(output)

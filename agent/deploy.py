@@ -30,6 +30,7 @@ from certplane.agent.verify import Endpoint, Served, fingerprint_of, served_cert
 
 RELOAD_TIMEOUT_SECONDS = 120
 VERIFY_INTERVAL_SECONDS = 0.2
+VERIFY_AGREEING_LOOKS = 3
 Runner = Callable[[Sequence[str]], "CommandResult"]
 Probe = Callable[[Endpoint], Served]
 
@@ -148,10 +149,16 @@ class Deployer:
         """None once every endpoint serves ``fingerprint``; servers reload asynchronously
         (nginx answers "reload" before its new workers run), so look again until the deadline."""
         deadline = time.monotonic() + self._verify_seconds
+        agreeing = 0
         while True:
             problem = self._mismatch(self._look(settings), fingerprint)
-            if problem is None or time.monotonic() >= deadline:
-                return problem
+            agreeing = agreeing + 1 if problem is None else 0
+            # Old workers of a gracefully reloading server may still answer for a moment:
+            # only several agreeing looks in a row are proof.
+            if agreeing >= VERIFY_AGREEING_LOOKS:
+                return None
+            if time.monotonic() >= deadline:
+                return problem or "the served certificate did not stay the new one"
             self._pause.wait(VERIFY_INTERVAL_SECONDS)
 
     @staticmethod

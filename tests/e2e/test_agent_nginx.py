@@ -5,6 +5,7 @@ reports failed; "issued but not deployed" is retried from disk once nginx is fix
 from __future__ import annotations
 
 import datetime
+import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -200,3 +201,57 @@ def test_issue_deploy_rollback_retry_and_ari_renewal(site):
     third = fingerprint_of(site["cert"].read_bytes())
     assert third != second and _served(site) == third
     assert agent.states.load("shop").status is Status.DEPLOYED
+
+
+def test_adopt_a_discovered_certificate_in_place(site, tmp_path, capsys):
+    """``adopt``: discovery finds the file nginx serves, the agent takes it over (same names,
+    same files) and proves the new certificate is served."""
+    from certplane.agent.cli import main
+
+    ssl_dir = tmp_path / "ssl"
+    ssl_dir.mkdir()
+    cert, key = ssl_dir / "legacy.pem", ssl_dir / "legacy.key"
+    _placeholder(cert, key)
+    with Nginx(tmp_path / "nginx", cert=cert, key=key, server_name=NAME) as nginx:
+        eab = site["server"].call(lambda: site["server"].provisioner().create_eab("shop", "adopt"))
+        eab_file = tmp_path / "eab.key"
+        eab_file.write_text(eab.hmac_key)
+        os.chmod(eab_file, 0o600)
+        (tmp_path / "state").mkdir(mode=0o700)
+        config = tmp_path / "agent.toml"
+        config.write_text(
+            f"""
+[server]
+directory = "{site["acme"]}"
+eab_kid = "{eab.kid}"
+eab_hmac_key_file = "{eab_file}"
+
+[agent]
+state_dir = "{tmp_path / "state"}"
+roots = ["{ssl_dir}"]
+report = false
+
+[agent.discovery]
+cert_paths = ["{ssl_dir}"]
+nginx_conf = "{nginx.conf}"
+"""
+        )
+        before = served_certificate(Endpoint("127.0.0.1", nginx.port, NAME)).fingerprint
+        assert main(["--config", str(config), "--json", "discover"]) == 0
+        report = json.loads(capsys.readouterr().out)
+        (found,) = [c for c in report["certificates"] if c["certificate"]["fingerprint"] == before]
+        assert found["configured"][0]["served"] is True
+
+        reload = [f"--reload={part}" for part in nginx.reload_argv]  # "-p" is not an option
+        argv = ["--config", str(config), "adopt", str(cert), "--name", "legacy"]
+        argv += ["--standalone-port", str(site["http01_port"]), *reload]
+        assert main(argv) == 0  # without --write: the entry it would add
+        block = capsys.readouterr().out
+        assert f'fullchain = "{cert}"' in block and f'key = "{key}"' in block
+        assert f"port = {nginx.port}" in block
+
+        assert main([*argv, "--write"]) == 0, capsys.readouterr()
+        assert "legacy: issue ok" in capsys.readouterr().out
+        after = served_certificate(Endpoint("127.0.0.1", nginx.port, NAME)).fingerprint
+        assert after not in (None, before) and after == fingerprint_of(cert.read_bytes())
+        assert 'name = "legacy"' in config.read_text()
