@@ -131,15 +131,35 @@ def cmd_renew(agent: Agent, args: argparse.Namespace) -> tuple[str, int]:
 
 
 def cmd_status(agent: Agent, args: argparse.Namespace) -> tuple[str, int]:
+    """Managed certificates with their state, then the others found on the host (files and
+    configurations; no network probes, so it stays quick)."""
     rows = agent.status()
+    managed = {r["fingerprint"] for r in rows if r["fingerprint"]}
+    report = discover(_discovery_options(agent.config), probe=None)
+    found = [
+        {
+            "fingerprint": r.certificate.fingerprint,
+            "names": [*r.certificate.dns_names, *r.certificate.ip_addresses],
+            "not_after": r.certificate.not_after.isoformat(),
+            "files": [f.path for f in r.files],
+        }
+        for r in report.certificates
+        if r.certificate.fingerprint not in managed and not r.certificate.is_ca
+    ]
     if args.json:
-        return json.dumps(rows, indent=2), 0
+        return json.dumps({"managed": rows, "discovered": found}, indent=2), 0
     header = f"{'NAME':<16} {'STATUS':<20} {'NOT AFTER':<26} {'NEXT':<9} {'WHEN':<26} LAST ERROR"
     lines = [
         f"{r['name']:<16} {r['status']:<20} {r['not_after'] or '-':<26} {r['next']:<9} "
         f"{r['when']:<26} {r['last_error'] or ''}"
         for r in rows
     ]
+    if found:
+        lines += ["", f"{'UNMANAGED':<33} {'NOT AFTER':<26} FILES"]
+        lines += [
+            f"{','.join(f['names'])[:32]:<33} {f['not_after']:<26} {', '.join(f['files'])}"
+            for f in found
+        ]
     return "\n".join([header, *lines]), 0
 
 

@@ -112,7 +112,7 @@ def test_enroll_issue_status_renew(tmp_path, capsys, certplane, http01_port):
     assert san.get_values_for_type(x509.DNSName) == ["api.fleet.localhost"]
 
     status, out, _ = _run(capsys, "--config", config, "--json", "status")
-    (row,) = json.loads(out)
+    (row,) = json.loads(out)["managed"]
     assert row["status"] == "deployed" and row["next"] == "poll-ari"
 
     status, out, _ = _run(capsys, "--config", config, "--json", "renew")
@@ -132,7 +132,7 @@ def test_unknown_names_and_a_failing_issue(tmp_path, capsys, certplane, http01_p
     refused.write_text(Path(config).read_text().replace("api.fleet.localhost", "api.invalid"))
     status, out, _ = _run(capsys, "--config", str(refused), "issue")
     assert status == 1 and "api: issue FAILED" in out
-    (row,) = json.loads(_run(capsys, "--config", str(refused), "--json", "status")[1])
+    (row,) = json.loads(_run(capsys, "--config", str(refused), "--json", "status")[1])["managed"]
     assert row["status"] == "failed" and row["last_error"]
 
 
@@ -159,3 +159,24 @@ def test_the_daemon_passes_until_stopped(tmp_path, certplane, http01_port):
 
     Agent(config, report=report).run(stop)
     assert seen == ["issued", "deployed"]
+
+
+def test_status_lists_unmanaged_certificates_found_on_the_host(
+    tmp_path, capsys, certplane, http01_port
+):
+    from datetime import UTC, datetime
+
+    from unit.agent.fixtures.discovery.pki import TestPKI
+
+    found = tmp_path / "found"
+    leaf = TestPKI(datetime.now(UTC)).leaf("legacy.example.test", dns=["legacy.example.test"])
+    leaf.write(found / "legacy.pem")
+    config = _write_config(tmp_path, certplane, http01_port)
+    discovery = f'[agent.discovery]\ncert_paths = ["{found}"]\nnginx_conf = "{tmp_path}/none"\n'
+    config.write_text(config.read_text() + "\n" + discovery)
+    status, out, err = _run(capsys, "--config", str(config), "--json", "status")
+    assert status == 0, err
+    shown = json.loads(out)
+    assert shown["managed"][0]["status"] == "pending"
+    assert [d["names"] for d in shown["discovered"]] == [["legacy.example.test"]]
+    assert shown["discovered"][0]["files"] == [str(found / "legacy.pem")]
