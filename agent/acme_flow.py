@@ -11,12 +11,15 @@ import datetime
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol, cast
+from typing import Any, Protocol, cast
 
 import requests
-from acme import client, crypto_util, errors, messages
+from acme import challenges, client, crypto_util, errors, messages
 from acme.client import _renewal_info_path_component
 from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from josepy.b64 import b64encode
+from josepy.interfaces import JSONDeSerializable
 from josepy.json_util import field
 from josepy.jwa import ES256, RS256, JWASignature
 from josepy.jwk import JWK, JWKRSA
@@ -25,12 +28,39 @@ log = logging.getLogger(__name__)
 
 USER_AGENT = "certplane-agent"
 ORDER_DEADLINE = datetime.timedelta(minutes=3)
+TLS_ALPN_01 = "tls-alpn-01"
 
 
 class ReplacingOrder(messages.NewOrder):
     """newOrder with RFC 9773 §5's ``replaces`` (certbot 5's message does not carry it)."""
 
     replaces: str | None = field("replaces", omitempty=True)
+
+
+class JsonPayload(JSONDeSerializable):
+    """Any JSON object as the payload of a signed POST (the library signs what
+    ``json_dumps`` renders)."""
+
+    def __init__(self, payload: dict[str, object]) -> None:
+        self.payload = payload
+
+    def to_partial_json(self) -> dict[str, object]:
+        return self.payload
+
+    @classmethod
+    def from_json(cls, jobj: Any) -> JsonPayload:
+        if not isinstance(jobj, dict):
+            raise TypeError("a JSON object is expected")
+        return cls(jobj)
+
+
+class TlsAlpn01Response(challenges.KeyAuthorizationChallengeResponse):
+    """The answer to a tls-alpn-01 challenge, which certbot 5's acme library does not know: it
+    holds the key authorization and goes on the wire as ``{}`` (RFC 8555 §7.5.1, RFC 8737 §3).
+    A response without fields would be falsy and sent as a POST-as-GET, which answers nothing.
+    """
+
+    typ = TLS_ALPN_01
 
 
 class Solver(Protocol):
@@ -80,12 +110,41 @@ class AcmeSession:
         )
         self._directory_url = directory_url
         self._account_key = account_key
-        directory = messages.Directory.from_json(self._net.get(directory_url).json())
+        raw = self._net.get(directory_url).json()
+        # the library's Directory.Meta keeps only the fields it knows: keep the others here
+        meta = raw.get("meta") if isinstance(raw, dict) else None
+        self._meta: dict[str, object] = dict(meta) if isinstance(meta, dict) else {}
+        directory = messages.Directory.from_json(raw)
         self._client = client.ClientV2(directory, self._net)
 
     @property
     def directory(self) -> messages.Directory:
         return self._client.directory
+
+    @property
+    def inventory_url(self) -> str | None:
+        """Where certplane takes inventory reports (directory ``meta.certplaneInventory``);
+        None when the CA is not certplane or does not offer it."""
+        url = self._meta.get("certplaneInventory")
+        return url if isinstance(url, str) and url else None
+
+    def post_json(self, url: str, payload: dict[str, object]) -> dict[str, object]:
+        """POST ``payload`` as an account request (RFC 8555 §6.2: a JWS signed with the
+        account key, kid, fresh nonce, one retry on badNonce) and return the JSON answer.
+
+        Precondition: the account is enrolled (``enroll``), so the request carries its kid.
+        Raises AcmeFailure naming the problem when the server refuses or cannot be reached.
+        """
+        if self._net.account is None:
+            raise AcmeFailure("post_json needs an enrolled account (call enroll first)")
+        try:
+            response = self._client._post(url, JsonPayload(payload))
+            answer = response.json()
+        except (messages.Error, errors.Error, requests.RequestException, ValueError) as exc:
+            raise AcmeFailure(f"POST {url} failed: {_describe(exc)}") from None
+        if not isinstance(answer, dict):
+            raise AcmeFailure(f"POST {url}: the answer is not a JSON object")
+        return answer
 
     def enroll(
         self, *, eab_kid: str | None, eab_hmac_key: str | None, contact: Sequence[str]
@@ -183,19 +242,32 @@ class AcmeSession:
     ) -> tuple[Solver, str, str]:
         identifier = authz.body.identifier.value
         for challb in authz.body.challenges:
-            solver = solvers.get(challb.chall.typ)
+            solver = solvers.get(_challenge_type(challb))
             if solver is None:
                 continue
-            token = challb.chall.encode("token")
-            response, validation = challb.response_and_validation(self._net.key)
-            # http-01: the key authorization (§8.3); dns-01: its digest for the TXT record (§8.4)
-            solver.present(identifier, token, str(validation))
+            token, validation, response = self._validation(challb)
+            solver.present(identifier, token, validation)
             self._client.answer_challenge(challb, response)
             return solver, identifier, token
-        offered = ", ".join(str(c.to_partial_json().get("type")) for c in authz.body.challenges)
+        offered = ", ".join(_challenge_type(c) for c in authz.body.challenges)
         raise AcmeFailure(
             f"{identifier}: no configured solver for the challenges offered ({offered})"
         )
+
+    def _validation(
+        self, challb: messages.ChallengeBody
+    ) -> tuple[str, str, challenges.ChallengeResponse]:
+        """The token, what the solver presents, and the response to POST (§7.5.1)."""
+        if _challenge_type(challb) == TLS_ALPN_01:
+            # certbot 5's acme library does not know tls-alpn-01 (an UnrecognizedChallenge):
+            # the key authorization (§8.1) is made here.
+            token = str(challb.chall.to_partial_json().get("token", ""))
+            authorization = key_authorization(token, self._account_key)
+            return token, authorization, TlsAlpn01Response(key_authorization=authorization)
+        token = challb.chall.encode("token")
+        response, validation = challb.response_and_validation(self._net.key)
+        # http-01: the key authorization (§8.3); dns-01: its digest for the TXT record (§8.4)
+        return token, str(validation), response
 
     def renewal_window(self, cert_pem: str, now: datetime.datetime) -> RenewalWindow | None:
         """The CA's suggested renewal window (RFC 9773 §4.2), None when it offers no ARI."""
@@ -215,6 +287,16 @@ class AcmeSession:
         return RenewalWindow(
             _aware(window.start), _aware(window.end), now + datetime.timedelta(seconds=retry)
         )
+
+
+def _challenge_type(challb: messages.ChallengeBody) -> str:
+    """The challenge's ``type``, also for one the acme library does not know."""
+    return str(challb.chall.to_partial_json().get("type"))
+
+
+def key_authorization(token: str, account_key: JWK) -> str:
+    """token || "." || base64url(SHA-256 JWK thumbprint of the account key) (RFC 8555 §8.1)."""
+    return token + "." + b64encode(account_key.thumbprint(hash_function=hashes.SHA256)).decode()
 
 
 def _aware(moment: datetime.datetime) -> datetime.datetime:

@@ -38,6 +38,7 @@ from certplane.agent.config import (
 )
 from certplane.agent.discovery import DiscoveryOptions, discover
 from certplane.agent.engine import Agent, Step
+from certplane.agent.report import discovered_items
 from certplane.agent.state import StateError
 from certplane.agent.store import StoreError
 
@@ -233,8 +234,15 @@ COMMANDS: dict[str, AgentCommand] = {
 }
 
 
+def reporting_agent(config: AgentConfig) -> Agent:
+    """The agent, reporting what discovery finds on the host beside what it manages."""
+    return Agent(config, discovered=lambda: discovered_items(discover(_discovery_options(config))))
+
+
 def main(
-    argv: Sequence[str] | None = None, *, agent_factory: Callable[[AgentConfig], Agent] = Agent
+    argv: Sequence[str] | None = None,
+    *,
+    agent_factory: Callable[[AgentConfig], Agent] = reporting_agent,
 ) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(
@@ -245,7 +253,8 @@ def main(
         if args.command == "check-config":
             output, status = cmd_check_config(args)
         else:
-            agent = agent_factory(load_config(args.config))
+            config = load_config(args.config)
+            agent = agent_factory(config)
             output, status = COMMANDS[args.command](agent, args)
     except ConfigError as exc:
         print(f"certplane-agent: {args.config}: the configuration is not valid:", file=sys.stderr)

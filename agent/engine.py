@@ -12,10 +12,11 @@ import json
 import logging
 import random
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import ec
 from josepy.jwk import JWK, JWKEC
@@ -30,9 +31,11 @@ from certplane.agent.config import (
     Dns01Rfc2136,
     Http01Standalone,
     Http01Webroot,
+    TlsAlpn01Standalone,
 )
 from certplane.agent.deploy import Deployer, DeployOutcome
 from certplane.agent.keys import csr_pem, generate_key, key_pem, load_key
+from certplane.agent.report import InventoryReporter, ReportQueue, managed_items, merge_items
 from certplane.agent.scheduler import Action, Clock, Scheduler, SystemClock
 from certplane.agent.state import CertState, StateStore, Window, describe_certificate
 from certplane.agent.store import StoreError, read_file, write_atomic
@@ -41,7 +44,11 @@ log = logging.getLogger(__name__)
 
 SessionFactory = Callable[[JWK], AcmeSession]
 ANY_ADDRESS = "0.0.0.0"  # noqa: S104 (a standalone http-01 listener answers on every address)
+# (event: issued, renewed, deployed or failed; the certificate's settings; its state after the
+# event; a detail for failures)
 Reporter = Callable[[str, CertificateSettings, CertState, str], None]
+# Items of the inventory report besides the managed certificates (discovery's, as dicts)
+ItemSource = Callable[[], Sequence[Mapping[str, Any]]]
 
 
 @dataclass(frozen=True)
@@ -64,7 +71,11 @@ class Agent:
         session_factory: SessionFactory | None = None,
         deployer: Deployer | None = None,
         report: Reporter | None = None,
+        discovered: ItemSource | None = None,
     ) -> None:
+        """``report`` hears of every lifecycle event; with ``agent.report`` set, the events
+        are also reported to the server with the host's inventory (managed certificates, and
+        ``discovered``'s items) at the end of each pass."""
         self.config = config
         self.clock = clock or SystemClock()
         self.scheduler = Scheduler(clock=self.clock, rng=rng or random.SystemRandom())
@@ -73,7 +84,13 @@ class Agent:
         self._deployer = deployer or Deployer(config.agent.roots)
         self._session_factory = session_factory or self._default_session
         self._session: AcmeSession | None = None
-        self._report = report or (lambda event, settings, state, detail: None)
+        self._inventory = (
+            InventoryReporter(ReportQueue(self._state_dir), self.clock)
+            if config.agent.report
+            else None
+        )
+        self._discovered = discovered
+        self._hooks = tuple(hook for hook in (report, self._inventory) if hook is not None)
 
     # --- account ----------------------------------------------------------------------------
 
@@ -146,13 +163,14 @@ class Agent:
     # --- one pass ---------------------------------------------------------------------------
 
     def tick(self) -> list[Step]:
-        """Do what is due now for every managed certificate."""
+        """Do what is due now for every managed certificate, then report (``agent.report``)."""
         steps = []
         for settings in self.config.certificates:
             state = self.states.load(settings.name)
             what, when = self.scheduler.next_action(state, renew_before=_renew_before(settings))
             if when <= self.clock.now():
                 steps.append(self._do(settings, state, what))
+        self.send_report()
         return steps
 
     def next_wakeup(self) -> datetime | None:
@@ -235,6 +253,31 @@ class Agent:
         )
         return Step(settings.name, "poll-ari", True, f"window {window.start} .. {window.end}")
 
+    # --- reporting -------------------------------------------------------------------------------
+
+    def _report(
+        self, event: str, settings: CertificateSettings, state: CertState, detail: str
+    ) -> None:
+        """Every hook hears of ``event``; a hook that fails is logged, never fails the step."""
+        for hook in self._hooks:
+            try:
+                hook(event, settings, state, detail)
+            except Exception:  # reporting must not undo a deployment
+                log.exception("the report hook failed on %s %s", settings.name, event)
+
+    def send_report(self) -> bool:
+        """Report the host's inventory and the queued events to the server; True once it took
+        them. Best effort: a failure is logged, and the events wait for the next pass."""
+        if self._inventory is None:
+            return False
+        try:
+            discovered = self._discovered() if self._discovered is not None else ()
+            items = merge_items(managed_items(self.config, self.states), discovered)
+            return self._inventory.flush(self.session(), items)
+        except Exception as exc:  # the server, the network, the state directory: never fatal
+            log.warning("inventory report failed (retried next pass): %s", exc)
+            return False
+
     # --- the kept certificate -----------------------------------------------------------------
 
     def _kept_dir(self, name: str) -> Path:
@@ -281,6 +324,9 @@ class Agent:
             )
         elif isinstance(challenge, Dns01Hook):
             solver = solving.HookSolver("dns-01", challenge.hook)
+        elif isinstance(challenge, TlsAlpn01Standalone):
+            address = challenge.address or ANY_ADDRESS
+            solver = solving.TlsAlpn01Standalone(address, challenge.port)
         else:
             raise solving.SolverError(f"{challenge.type} {challenge.mode} is not supported yet")
         return {solver.challenge_type: solver}

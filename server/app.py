@@ -27,6 +27,7 @@ from certplane.server.ra.approvals import ApprovalService
 from certplane.server.ra.authorizations import AuthorizationService
 from certplane.server.ra.crls import CrlService
 from certplane.server.ra.deps import AcmeSettings, BackgroundTasks, RADeps
+from certplane.server.ra.inventory import InventoryService
 from certplane.server.ra.issuance import IssuanceService
 from certplane.server.ra.issuers import IssuerRegistry
 from certplane.server.ra.limits import rate_limits
@@ -146,6 +147,7 @@ def build_services(
         tasks=tasks,
         keystore=keystore,
         policies=policies,
+        inventory=InventoryService(deps),
         nonce_rejecter=NonceRejecter(config.testing.nonce_reject_percent),
         trusted_proxies=TrustedProxies.parse(config.server.trusted_proxies),
     )

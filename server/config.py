@@ -35,6 +35,9 @@ class ServerConfig:
     tls_cert_file: str = ""
     tls_key_file: str = ""
     max_body_bytes: int = 65536
+    # The body limit of an agent's inventory report (POST /acme/{tenant}/inventory), which
+    # carries a whole host's snapshot: up to 2000 certificates (server/ra/inventory_report.py).
+    max_inventory_bytes: int = 4 * 1024 * 1024
     run_worker: bool = True
     # How stale this process's view of a tenant (its status) may be; 0 reads it every request.
     tenant_cache_seconds: float = 2.0
@@ -364,6 +367,8 @@ def validate(config: Config) -> None:
         parse_host_port(server, "validation.dns_servers", default_port=53)
     if not 0 <= config.testing.nonce_reject_percent <= 100:
         raise ConfigError("testing.nonce_reject_percent: expected 0..100")
+    if config.server.max_body_bytes < 1 or config.server.max_inventory_bytes < 1:
+        raise ConfigError("server.max_body_bytes, server.max_inventory_bytes: expected > 0")
     if not 0 <= config.server.tenant_cache_seconds <= 60:
         raise ConfigError("server.tenant_cache_seconds: expected 0..60 seconds")
     _check_keystore(config.keystore)

@@ -81,6 +81,12 @@ class EventType(StrEnum):
     ISSUED = "certificate.issued"
     FAILED = "certificate.failed"
     REVOKED = "certificate.revoked"
+    # Reported by a host agent (POST /acme/{tenant}/inventory), or seen in its inventory: a
+    # certificate this tenant issued, served somewhere for the first time.
+    DEPLOYED = "certificate.deployed"
+    RENEWED = "certificate.renewed"
+    # An agent's issuance, renewal or deployment failed (the CA's own failures are FAILED).
+    AGENT_FAILED = "agent.failed"
     ISSUER_CREATED = "issuer.created"
     ISSUER_RETIRED = "issuer.retired"
     TENANT_UPDATED = "tenant.updated"
@@ -96,6 +102,24 @@ class EventType(StrEnum):
     TOKEN_CREATED = "token.created"  # noqa: S105 (event names)
     TOKEN_REVOKED = "token.revoked"  # noqa: S105
     WEBHOOK_CONFIGURED = "webhook.configured"
+
+
+class InventoryFlag(StrEnum):
+    """What the management API flags in a host inventory; computed when read (see
+    ``storage/repos/host_inventory.py``), never stored."""
+
+    EXPIRING = "expiring"  # notAfter within the requested number of days (default 30)
+    EXPIRED = "expired"
+    WEAK = "weak"  # a key below WEAK_KEY_BITS, or a signature with a WEAK_SIGNATURE_HASHES hash
+    UNKNOWN_ISSUER = "unknown-issuer"  # not a certificate this tenant issued
+    UNMANAGED = "unmanaged"  # found on the host, not managed by the agent
+
+
+# Key families (the prefix of a reported key type: "rsa-2048", "ec-p256") and the size below
+# which a key is weak; other families (ed25519, …) are not judged weak.
+WEAK_KEY_BITS: Mapping[str, int] = {"rsa": 2048, "dsa": 2048, "ec": 256}
+# Hash names that make a reported signature algorithm weak ("sha1WithRSAEncryption").
+WEAK_SIGNATURE_HASHES = ("md2", "md5", "sha1")
 
 
 # Which challenge types can prove control of which identifiers (RFC 8555 §8, RFC 8737, RFC 8738).

@@ -225,6 +225,7 @@ COMMANDS: tuple[ApiCommand, ...] = (
     ApiCommand(
         ("certs", "revoke"), "revokeCertificate", (REVOKE_REASON,), _only_given(reason="reason")
     ),
+    ApiCommand(("inventory", "list"), "listInventory"),
     ApiCommand(("events",), "listEvents"),
     ApiCommand(("tokens", "list"), "listPlatformTokens", tenant_variant="listTenantTokens"),
     ApiCommand(
@@ -247,6 +248,7 @@ GROUP_HELP = {
     "accounts": "ACME accounts",
     "orders": "ACME orders",
     "certs": "certificate inventory",
+    "inventory": "what the agents found on their hosts",
     "tokens": "API tokens",
 }
 

@@ -21,6 +21,7 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     "listAccounts": ("id", "status", "contact", "eab_kid", "created_at"),
     "listOrders": ("id", "status", "identifiers", "account_id", "created_at"),
     "searchCertificates": ("id", "status", "not_after", "serial", "identifiers"),
+    "listInventory": ("host", "sans", "not_after", "flags", "fingerprint"),
     "listEvents": ("created_at", "type", "object_type", "object_id", "actor"),
     "listTenantTokens": TOKEN_COLUMNS,
     "listPlatformTokens": TOKEN_COLUMNS,

@@ -347,6 +347,7 @@ class IssuanceService:
                 cert_id,
                 chain_pem=issued.chain_pem,
                 spki_sha256=spki_sha256(leaf.public_key()),
+                fingerprint_sha256=hashlib.sha256(issued.certificate_der).hexdigest(),
                 not_before=leaf.not_valid_before_utc,
                 not_after=leaf.not_valid_after_utc,
             )

@@ -263,9 +263,13 @@ certificates = Table(
     # The order that claimed this certificate as its replacement (RFC 9773 §5); a newOrder
     # takes the claim over only from an order that has become invalid (ra/ari.py).
     Column("replaced_by_order", ID, nullable=True),
+    # SHA-256 of the leaf's DER (hex), set at issuance: how a host inventory finds the
+    # certificate this tenant issued among what an agent reports.
+    Column("fingerprint_sha256", String(64), nullable=True),
     ForeignKeyConstraint(["tenant_id", "order_id"], ["orders.tenant_id", "orders.id"]),
     ForeignKeyConstraint(["tenant_id", "issuer_id"], ["issuers.tenant_id", "issuers.id"]),
     Index(None, "tenant_id", "order_id"),
+    Index(None, "tenant_id", "fingerprint_sha256"),
 )
 
 events = Table(
@@ -314,6 +318,42 @@ policies = Table(
     _ts("created_at"),
     _ts("activated_at", nullable=True),
     ForeignKeyConstraint(["tenant_id"], ["tenants.id"]),
+)
+
+# What host agents report (POST /acme/{tenant}/inventory): one row per certificate an account
+# found on a host. Each report replaces the (account, host) snapshot; first_seen survives it.
+inventory = Table(
+    "inventory",
+    metadata,
+    Column("tenant_id", ID, primary_key=True),
+    Column("id", ID, primary_key=True),
+    Column("account_id", ID, nullable=False),
+    Column("host", String(253), nullable=False),
+    Column("fingerprint", String(64), nullable=False),
+    Column("subject", Text, nullable=False),
+    Column("sans", JSON, nullable=False),
+    Column("issuer", Text, nullable=False),
+    _ts("not_before"),
+    _ts("not_after"),
+    Column("key_type", String(32), nullable=False),
+    # The size in a key type ("rsa-2048" -> 2048, "ec-p256" -> 256), None when it names none.
+    Column("key_bits", Integer, nullable=True),
+    Column("signature_algorithm", String(64), nullable=True),
+    Column("managed", Boolean, nullable=False),
+    # Some location saw it served (a probe, or a configuration judged served).
+    Column("served", Boolean, nullable=False),
+    Column("locations", JSON, nullable=False),
+    # The certificate of this tenant with this fingerprint, if it issued one.
+    Column("certificate_id", ID, nullable=True),
+    _ts("first_seen"),
+    _ts("last_seen"),
+    ForeignKeyConstraint(["tenant_id", "account_id"], ["accounts.tenant_id", "accounts.id"]),
+    ForeignKeyConstraint(
+        ["tenant_id", "certificate_id"], ["certificates.tenant_id", "certificates.id"]
+    ),
+    UniqueConstraint("tenant_id", "account_id", "host", "fingerprint"),
+    Index(None, "tenant_id", "first_seen"),
+    Index(None, "tenant_id", "fingerprint"),
 )
 
 # Maker-checker requests: an order an approval rule holds, or a sensitive policy change.

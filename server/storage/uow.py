@@ -19,6 +19,7 @@ from certplane.server.storage.repos.approvals import ApprovalRepo
 from certplane.server.storage.repos.certificates import CertificateRepo, IssuerRepo, JobRepo
 from certplane.server.storage.repos.eab import EabRepo
 from certplane.server.storage.repos.events import EventRepo
+from certplane.server.storage.repos.host_inventory import HostInventoryRepo
 from certplane.server.storage.repos.inventory import InventoryRepo
 from certplane.server.storage.repos.nonces import NonceRepo
 from certplane.server.storage.repos.orders import AuthzRepo, OrderRepo
@@ -52,6 +53,7 @@ class TenantTx:
         self.approvals = ApprovalRepo(conn, scope)
         self.webhooks = WebhookRepo(conn, scope)
         self.inventory = InventoryRepo(conn, scope)
+        self.host_inventory = HostInventoryRepo(conn, scope)
 
     def after_commit(self, action: Callable[[], object]) -> None:
         """Run ``action`` once this transaction has committed (never after a rollback).

@@ -14,6 +14,7 @@ from certplane.server.ra.accounts import AccountService
 from certplane.server.ra.authorizations import AuthorizationService
 from certplane.server.ra.crls import CrlService
 from certplane.server.ra.deps import BackgroundTasks
+from certplane.server.ra.inventory import InventoryService
 from certplane.server.ra.issuance import IssuanceService
 from certplane.server.ra.ocsp import OcspService
 from certplane.server.ra.orders import OrderService
@@ -45,6 +46,7 @@ class Services:
     tasks: BackgroundTasks
     keystore: KeyStore
     policies: PolicyService
+    inventory: InventoryService
     # Hostile knob (tests only): reject a share of valid nonces.
     nonce_rejecter: NonceRejecter = field(default_factory=lambda: NonceRejecter(0))
     # Whose X-Forwarded-For names the client (server.trusted_proxies).

@@ -61,16 +61,20 @@ class VerifiedPost:
 
 
 @contextlib.asynccontextmanager
-async def acme_post(request: web.Request, mode: KeyMode) -> AsyncIterator[VerifiedPost]:
+async def acme_post(
+    request: web.Request, mode: KeyMode, *, max_bytes: int | None = None
+) -> AsyncIterator[VerifiedPost]:
     """Authenticate an ACME POST and keep its unit of work open for the use case.
 
     One transaction per request: the nonce is redeemed in the same transaction as the use
     case's writes. If the use case fails, that transaction rolls back and the nonce is then
     redeemed on its own, so a nonce stays single-use whatever the outcome (§6.5).
+    ``max_bytes`` is the endpoint's body limit when it is not ``server.max_body_bytes``.
     """
     svc, ctx = services(request), tenant_context(request)
     _check_content_type(request)
-    jws = parse_jws(await request.read(), max_bytes=svc.config.server.max_body_bytes)
+    limit = max_bytes or svc.config.server.max_body_bytes
+    jws = parse_jws(await _read_body(request, limit), max_bytes=limit)
     url = ctx.links.path_url(request.path_qs)
     expires = None
     try:
@@ -95,6 +99,14 @@ def _check_after_nonce(svc: Services, jws: ParsedJws, url: str, account: Account
     if account is not None and account.status is not AccountStatus.VALID:
         # RFC 8555 §7.3.6: requests from a deactivated account are 401 Unauthorized.
         raise AcmeProblem(ProblemType.UNAUTHORIZED, f"account is {account.status}", status=401)
+
+
+async def _read_body(request: web.Request, limit: int) -> bytes:
+    """The body, read up to ``limit`` bytes (aiohttp answers 413 beyond it), even when that is
+    more than the application's ``client_max_size``."""
+    if limit > request.client_max_size:
+        request = request.clone(client_max_size=limit)
+    return await request.read()
 
 
 def _check_content_type(request: web.Request) -> None:

@@ -49,6 +49,11 @@ class Links:
         return self._url("/renewal-info")
 
     @property
+    def inventory(self) -> str:
+        """certplane's extension: where an agent reports a host's inventory (``meta``)."""
+        return self._url("/inventory")
+
+    @property
     def account_prefix(self) -> str:
         return self._url("/acct/")
 

@@ -10,6 +10,7 @@ from certplane.server.wfe.handlers import (
     certificate,
     crl,
     directory,
+    inventory,
     ocsp,
     order,
     renewal_info,
@@ -36,6 +37,7 @@ def add_routes(app: web.Application) -> None:
     r.add_post(f"{T}/cert/{{cert_id}}/{{alternate:[1-9][0-9]{{0,2}}}}", certificate.certificate)
     r.add_post(f"{T}/revoke-cert", certificate.revoke_cert)
     r.add_get(f"{T}/renewal-info/{{cert_id}}", renewal_info.renewal_info)  # RFC 9773 §4.1
+    r.add_post(f"{T}/inventory", inventory.report_inventory)  # certplane: meta.certplaneInventory
     r.add_get("/crl/{tenant}/{issuer_id}.crl", crl.crl)
     r.add_get("/ca/{tenant}/{issuer_id}.der", crl.ca_certificate)
     r.add_post("/ocsp/{tenant}/{issuer_id}", ocsp.ocsp_post)

@@ -26,6 +26,7 @@ def _endpoints(world: dict) -> list[str]:
             "authz",
             "chall",
             "cert",
+            "inventory",
         )
     ]
 
@@ -49,6 +50,7 @@ def world(flow) -> dict:
         "authz": order["authorizations"][0],
         "chall": authz["challenges"][0]["url"],
         "cert": order["url"].replace("/order/", "/cert/"),
+        "inventory": d["meta"]["certplaneInventory"],
     }
 
 
@@ -128,6 +130,9 @@ PAYLOADS = [
     {"protected": 1, "payload": 2, "signature": 3},
     {"account": 1, "oldKey": 2},
     {"termsOfServiceAgreed": None},
+    {"host": None, "items": None},
+    {"host": "h", "items": [{"fingerprint": 1, "locations": [{"kind": "endpoint"}]}]},
+    {"host": "h", "items": [], "events": [{"type": "failed", "at": "0000-00-00"}]},
     {"a" * 1000: "b"},
 ]
 
@@ -153,7 +158,7 @@ json_values = st.recursive(
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
-@given(payload=json_values, which=st.integers(min_value=0, max_value=10))
+@given(payload=json_values, which=st.integers(min_value=0, max_value=11))
 def test_generated_payloads_never_5xx(world, payload, which):
     client: RawClient = world["client"]
     url = _endpoints(world)[which]

@@ -12,6 +12,7 @@ MODULES = (
     "limits",
     "approvals",
     "inventory",
+    "inventory_hosts",
     "events",
     "tokens",
 )

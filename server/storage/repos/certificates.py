@@ -54,6 +54,10 @@ _CERT_CLAIM_UNCLAIMED = scoped_update(_c).where(
 _CERT_CLAIM_FROM = scoped_update(_c).where(
     _c.c.id == w("id"), _c.c.replaced_by_order == w("previous")
 )
+_CERTS_BY_FINGERPRINT = scoped_select(_c, _c.c.id, _c.c.fingerprint_sha256).where(
+    _c.c.fingerprint_sha256.in_(w("fingerprints", True)),
+    _c.c.status.in_([CertificateStatus.ISSUED.value, CertificateStatus.REVOKED.value]),
+)
 _CERTS_OF_ORDER = scoped_select(_c).where(_c.c.order_id == w("order_id")).order_by(_c.c.created_at)
 _REVOKED_BY_ISSUER = (
     scoped_select(_c, _c.c.serial, _c.c.revoked_at, _c.c.revocation_reason)
@@ -107,6 +111,7 @@ class CertificateRepo(ScopedRepo):
         *,
         chain_pem: str,
         spki_sha256: str,
+        fingerprint_sha256: str,
         not_before: datetime,
         not_after: datetime,
     ) -> bool:
@@ -117,10 +122,19 @@ class CertificateRepo(ScopedRepo):
             status=CertificateStatus.ISSUED.value,
             chain_pem=chain_pem,
             spki_sha256=spki_sha256,
+            fingerprint_sha256=fingerprint_sha256,
             not_before=not_before,
             not_after=not_after,
         )
         return moved == 1
+
+    async def ids_by_fingerprint(self, fingerprints: Sequence[str]) -> dict[str, str]:
+        """{leaf SHA-256 hex: certificate id} of the issued or revoked certificates among
+        ``fingerprints`` (a reserved or abandoned serial has no certificate to match)."""
+        if not fingerprints:
+            return {}
+        rows = await self._all(_CERTS_BY_FINGERPRINT, w_fingerprints=list(fingerprints))
+        return {row["fingerprint_sha256"]: row["id"] for row in rows}
 
     async def abandon_reserved(self, order_id: str) -> None:
         """Reservations of a failed attempt: never signed, or signed and never released."""

@@ -47,7 +47,8 @@ def _after(table: Table, cursor: Cursor | None) -> ColumnElement[bool] | None:
     return (created > stamp) | ((created == stamp) & (ident > row_id))
 
 
-def _like_literal(text: str) -> str:
+def like_literal(text: str) -> str:
+    """``text`` matched literally by ``LIKE … ESCAPE '\\'``."""
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
@@ -55,9 +56,9 @@ def name_filter(column: Any, name: str) -> ColumnElement[bool]:
     """Identifiers (stored as a JSON list) holding ``name``, or a name under ``.suffix``."""
     text = cast(column, String)
     if name.startswith("."):
-        pattern = f"%{_like_literal(json.dumps(name)[1:])}%"  # a value ending in .suffix"
+        pattern = f"%{like_literal(json.dumps(name)[1:])}%"  # a value ending in .suffix"
     else:
-        pattern = f"%{_like_literal(json.dumps({'value': name})[1:-1])}%"
+        pattern = f"%{like_literal(json.dumps({'value': name})[1:-1])}%"
     return text.like(pattern, escape="\\")
 
 

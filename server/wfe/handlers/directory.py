@@ -23,6 +23,8 @@ async def directory(request: web.Request) -> web.Response:
     profiles = await svc.policies.profiles(ctx.scope, ctx.tenant.policy_version)
     if profiles is not None:  # draft-ietf-acme-profiles: name -> description
         meta["profiles"] = profiles
+    # certplane's extension (RFC 8555 §7.1.1 allows more meta fields): agents report here.
+    meta["certplaneInventory"] = links.inventory
     body = {
         "newNonce": links.new_nonce,
         "newAccount": links.new_account,

@@ -5,10 +5,10 @@ with ``replaces``), and clear failures."""
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
+from cptest.agentconf import write_agent_config
 from cryptography import x509
 
 from certplane.agent.cli import main
@@ -16,27 +16,7 @@ from certplane.agent.cli import main
 
 def _write_config(tmp_path: Path, certplane, http01_port: int, *, extra: str = "") -> Path:
     server, info = certplane
-    eab = server.call(lambda: server.provisioner().create_eab("fleet", "cli"))
-    eab_file = tmp_path / "eab.key"
-    eab_file.write_text(eab.hmac_key)
-    os.chmod(eab_file, 0o600)
-    roots = tmp_path / "ssl"
-    roots.mkdir()
-    state = tmp_path / "state"
-    state.mkdir(mode=0o700)
-    config = tmp_path / "agent.toml"
-    config.write_text(
-        f"""
-[server]
-directory = "{info["directory"]}"
-eab_kid = "{eab.kid}"
-eab_hmac_key_file = "{eab_file}"
-
-[agent]
-state_dir = "{state}"
-roots = ["{roots}"]
-report = false
-
+    certificate = f"""
 [[certificate]]
 name = "api"
 names = ["api.fleet.localhost"]
@@ -47,12 +27,13 @@ mode = "standalone"
 address = "127.0.0.1"
 port = {http01_port}
 [certificate.deploy]
-cert = "{roots}/api.pem"
-fullchain = "{roots}/api-full.pem"
-key = "{roots}/api.key"
+cert = "{{roots}}/api.pem"
+fullchain = "{{roots}}/api-full.pem"
+key = "{{roots}}/api.key"
 """
+    return write_agent_config(
+        tmp_path, server, tenant="fleet", directory=info["directory"], certificate=certificate
     )
-    return config
 
 
 def _run(capsys, *argv: str) -> tuple[int, str, str]:
