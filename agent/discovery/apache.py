@@ -16,7 +16,12 @@ from dataclasses import replace
 from pathlib import PurePosixPath
 
 from certplane.agent.discovery import apache_syntax
-from certplane.agent.discovery.configtree import ConfigLoader, Directive, merge_references
+from certplane.agent.discovery.configtree import (
+    ConfigLoader,
+    Directive,
+    cert_reference,
+    merge_references,
+)
 from certplane.agent.discovery.hostfs import HostRoot, has_glob, join_host
 from certplane.agent.discovery.model import (
     CertReference,
@@ -172,24 +177,8 @@ def _references(body: list[Directive], root: PurePosixPath) -> list[CertReferenc
     for directive in body:
         known = _REFERENCES.get(directive.name.lower())
         if known is not None and directive.block is None and len(directive.args) == 1:
-            refs.append(_reference(directive, *known, root))
+            refs.append(cert_reference(directive, *known, root, _unresolvable))
     return refs
-
-
-def _reference(
-    directive: Directive, name: str, role: ReferenceRole, root: PurePosixPath
-) -> CertReference:
-    value = directive.args[0]
-    unresolved = _unresolvable(value)
-    return CertReference(
-        directive=name,
-        role=role,
-        value=value,
-        path=None if unresolved else str(join_host(root, value)),
-        file=directive.file,
-        line=directive.line,
-        unresolved=unresolved,
-    )
 
 
 def _unresolvable(value: str) -> str | None:

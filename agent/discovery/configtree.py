@@ -10,9 +10,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import PurePosixPath
 
-from certplane.agent.discovery.hostfs import FileTooLargeError, HostRoot, NotRegularFileError
-from certplane.agent.discovery.model import CertReference, ParseError
+from certplane.agent.discovery.hostfs import (
+    FileTooLargeError,
+    HostRoot,
+    NotRegularFileError,
+    join_host,
+)
+from certplane.agent.discovery.model import CertReference, ParseError, ReferenceRole
 
 MAX_CONFIG_SIZE = 4 * 1024 * 1024
 MAX_INCLUDE_DEPTH = 16
@@ -109,3 +115,25 @@ def merge_references(
         mine = [ref for ref in own if ref.role == role]
         merged += mine or [ref for ref in available if ref.role == role]
     return merged
+
+
+def cert_reference(
+    directive: Directive,
+    name: str,
+    role: ReferenceRole,
+    base: PurePosixPath,
+    unresolvable: Callable[[str], str | None],
+) -> CertReference:
+    """The file a directive names, resolved against ``base`` the way its server would, or
+    recorded as unresolvable (``unresolvable`` says why, in the server's own terms)."""
+    value = directive.args[0]
+    unresolved = unresolvable(value)
+    return CertReference(
+        directive=name,
+        role=role,
+        value=value,
+        path=None if unresolved else str(join_host(base, value)),
+        file=directive.file,
+        line=directive.line,
+        unresolved=unresolved,
+    )

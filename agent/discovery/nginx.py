@@ -14,7 +14,12 @@ from dataclasses import replace
 from pathlib import PurePosixPath
 
 from certplane.agent.discovery import nginx_syntax
-from certplane.agent.discovery.configtree import ConfigLoader, Directive, merge_references
+from certplane.agent.discovery.configtree import (
+    ConfigLoader,
+    Directive,
+    cert_reference,
+    merge_references,
+)
 from certplane.agent.discovery.hostfs import HostRoot, has_glob, join_host
 from certplane.agent.discovery.model import (
     CertReference,
@@ -126,22 +131,8 @@ def _references(body: tuple[Directive, ...], prefix: PurePosixPath) -> list[Cert
     for directive in body:
         role = _REFERENCES.get(directive.name)
         if role is not None and len(directive.args) == 1:
-            refs.append(_reference(directive, role, prefix))
+            refs.append(cert_reference(directive, directive.name, role, prefix, _unresolvable))
     return refs
-
-
-def _reference(directive: Directive, role: ReferenceRole, prefix: PurePosixPath) -> CertReference:
-    value = directive.args[0]
-    unresolved = _unresolvable(value)
-    return CertReference(
-        directive=directive.name,
-        role=role,
-        value=value,
-        path=None if unresolved else str(join_host(prefix, value)),
-        file=directive.file,
-        line=directive.line,
-        unresolved=unresolved,
-    )
 
 
 def _unresolvable(value: str) -> str | None:

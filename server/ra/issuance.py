@@ -159,7 +159,7 @@ class IssuanceService:
             locked_until=now + self._deps.settings.finalize_deadline + timedelta(seconds=30),
             deadline=now + self._deps.settings.issuance_deadline,
         )
-        reservation = await self._reserve_in(tx, state.order, subject)
+        reservation = await self._reserve_in(tx, state.order, subject, active)
         acceptance = Acceptance(tx.scope, account, state.order, job_id)
         tx.after_commit(lambda: acceptance.started(self._spawn(acceptance, reservation)))
         return acceptance
@@ -277,12 +277,19 @@ class IssuanceService:
             assert loaded.csr_der is not None
             return await self._reserve_in(tx, loaded.order, _subject_of(loaded.csr_der))
 
-    async def _reserve_in(self, tx: TenantTx, order: Order, subject: CsrSubject) -> Reservation:
-        """A fresh serial recorded in ``tx`` before anything is signed.
+    async def _reserve_in(
+        self,
+        tx: TenantTx,
+        order: Order,
+        subject: CsrSubject,
+        active: ActivePolicy | None = None,
+    ) -> Reservation:
+        """A fresh serial recorded in ``tx`` before anything is signed (``active``: the policy
+        the caller already read in ``tx``).
 
         A reservation left by an earlier, crashed attempt was never released: it is abandoned.
         """
-        active = await self._deps.policies.current(tx)
+        active = active or await self._deps.policies.current(tx)
         record = await _policy_issuer(tx, active, order.profile)
         if record is None:
             record = await self._issuers.for_key(tx, subject[0])

@@ -28,3 +28,4 @@ def certplane(backend, tmp_path_factory, http01_port, lab) -> Iterator[tuple[Ser
             yield server, {"eab": platform.eab["fleet"], "directory": platform.directory("fleet")}
         finally:
             server.stop()
+        assert not server.sql_guard.violations, "\n".join(server.sql_guard.violations)
